@@ -1,0 +1,65 @@
+"""Work accounting: what one epoch cost, in exact counts and in wall time by phase."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+PHASES = ("data", "selection_forward", "train_step", "selection_logic", "evaluation")
+
+
+@dataclass
+class EpochStats:
+    """Counts and times of one epoch (the per-epoch record of a run's result).
+
+    Counts are exact and machine independent; times are seconds. ``train_time`` is
+    everything but evaluation (data + selection forward + train step + selection logic).
+    """
+
+    epoch: int
+    samples_loaded: int = 0
+    samples_forwarded: int = 0  # no-grad selection forwards
+    samples_trained: int = 0  # forward + backward
+    optimizer_steps: int = 0
+    time: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    lr: float = 0.0
+    train_loss: float = float("nan")  # mean training loss over the samples trained on
+    test_accuracy: float = float("nan")
+    test_loss: dict[str, float] = field(default_factory=dict)
+    train_loss_stats: dict[str, float] = field(default_factory=dict)
+    loss_ratios: dict[str, float] = field(default_factory=dict)
+    method: dict[str, Any] = field(default_factory=dict)
+    _loss_sum: float = 0.0
+
+    @property
+    def train_time(self) -> float:
+        return sum(v for k, v in self.time.items() if k != "evaluation")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("_loss_sum")
+        d["train_time"] = self.train_time
+        return d
+
+
+class PhaseTimer:
+    """Adds wall time to ``stats.time[phase]``; synchronises CUDA when asked to."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.sync = device.type == "cuda"
+
+    @contextmanager
+    def __call__(self, stats: EpochStats, phase: str):
+        if self.sync:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.sync:
+                torch.cuda.synchronize()
+            stats.time[phase] += time.perf_counter() - t0

@@ -1,0 +1,152 @@
+"""The configuration of one training run, its presets (the standard workloads), and
+loading from YAML/TOML files.
+
+Precedence, lowest first: field defaults < workload preset < config file < command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _f(default: Any, help: str, **kw) -> Any:  # noqa: A002
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run. Each field is also a ``thrifty train`` flag
+    (underscores become dashes)."""
+
+    workload: str | None = _f(None, "standard workload preset: fmnist-cnn, digits-mlp, "
+                                    "cifar10-resnet18, cifar100-resnet18")
+    dataset: str = _f("fashion-mnist", "dataset: fashion-mnist, cifar10, cifar100, imagefolder, "
+                                       "digits, synthetic")
+    data_root: str | None = _f(None, "folder holding the dataset (default: the standard places)")
+    download: bool = _f(False, "allow torchvision to download a missing dataset")
+    augment: bool | None = _f(None, "training augmentation (default: the dataset's own)")
+    train_limit: int | None = _f(None, "train on a fixed random subset of this many samples "
+                                       "(quick runs)")
+    test_limit: int | None = _f(None, "evaluate on a fixed random subset of this many samples")
+    model: str = _f("cnn", "model: cnn, mlp, resnet18, resnet34, resnet50, mobilenetv2, "
+                           "tv:<torchvision name>")
+    weights: str | None = _f(None, "path of a state dict to initialise the model from")
+    epochs: int = _f(10, "training epochs")
+    batch_size: int = _f(128, "training batch size (rho)")
+    eval_batch_size: int = _f(1024, "batch size of evaluation and selection forward passes")
+    optimizer: str = _f("sgd", "optimizer: sgd or adamw")
+    lr: float = _f(0.05, "learning rate")
+    momentum: float = _f(0.9, "SGD momentum")
+    nesterov: bool = _f(True, "SGD Nesterov momentum")
+    weight_decay: float = _f(5e-4, "weight decay")
+    schedule: str = _f("cosine", "per-epoch LR schedule: constant, step, multistep, cosine, "
+                                 "exponential")
+    step_size: int = _f(30, "epochs between decays of the step schedule")
+    milestones: list[int] = _f([], "epochs of the multistep schedule")
+    gamma: float = _f(0.1, "decay factor of step/multistep/exponential schedules")
+    amp: str = _f("off", "mixed precision: off, auto (fp16 on CUDA, off on CPU), bf16, fp16")
+    device: str = _f("cpu", "torch device: cpu, cuda, cuda:1, auto")
+    threads: int | None = _f(None, "CPU threads for torch (default: torch's choice)")
+    seed: int = _f(0, "random seed (model init, data order, methods)")
+    method: list[str] = _f([], "data-reduction method(s) by name; see `thrifty methods`")
+    method_args: dict[str, Any] = _f({}, "method hyper-parameters, KEY=VALUE or METHOD.KEY=VALUE")
+    train_stats_every: int = _f(0, "compute train-set loss statistics every k epochs "
+                                   "(0: final epoch only)")
+    checkpoint_every: int = _f(1, "save a checkpoint every k epochs (0: only on interrupt "
+                                  "and at the end)")
+    out_dir: str = _f("runs", "folder for run folders (result.json, checkpoint.pt)")
+    run_name: str | None = _f(None, "name of the run folder (default: derived from the config)")
+    num_workers: int = _f(0, "DataLoader workers for on-disk datasets")
+    progress: bool = _f(True, "show a progress bar per epoch")
+
+    def validate(self) -> RunConfig:
+        """Check ranges; raise ``ValueError`` naming the field and the fix."""
+        checks = [
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, "eval_batch_size must be at least 1"),
+            (self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (self.amp in ("off", "auto", "bf16", "fp16"),
+             f"amp must be off, auto, bf16 or fp16, got {self.amp!r}"),
+            (self.train_stats_every >= 0, "train_stats_every must be >= 0"),
+            (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
+            (self.train_limit is None or self.train_limit > 0, "train_limit must be positive"),
+            (self.test_limit is None or self.test_limit > 0, "test_limit must be positive"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def default_run_name(self) -> str:
+        base = self.workload or f"{self.dataset}-{self.model}"
+        methods = "+".join(self.method) if self.method else "baseline"
+        return f"{base}-{methods}-s{self.seed}"
+
+
+WORKLOADS: dict[str, dict[str, Any]] = {
+    "fmnist-cnn": dict(dataset="fashion-mnist", model="cnn", optimizer="sgd", lr=0.05,
+                       momentum=0.9, nesterov=True, weight_decay=5e-4, batch_size=128,
+                       schedule="cosine", epochs=10),
+    "digits-mlp": dict(dataset="digits", model="mlp", optimizer="sgd", lr=0.05, momentum=0.9,
+                       nesterov=True, weight_decay=5e-4, batch_size=64, schedule="cosine",
+                       epochs=10),
+    "cifar10-resnet18": dict(dataset="cifar10", model="resnet18", optimizer="sgd", lr=0.1,
+                             momentum=0.9, nesterov=False, weight_decay=5e-4, batch_size=128,
+                             schedule="multistep", milestones=[60, 120, 160], gamma=0.2,
+                             epochs=200, amp="auto", device="auto"),
+    "cifar100-resnet18": dict(dataset="cifar100", model="resnet18", optimizer="sgd", lr=0.1,
+                              momentum=0.9, nesterov=False, weight_decay=5e-4, batch_size=128,
+                              schedule="multistep", milestones=[60, 120, 160], gamma=0.2,
+                              epochs=200, amp="auto", device="auto"),
+}
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) run config into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text()
+    data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file must be a mapping of option: value")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path | None = None
+                ) -> RunConfig:
+    """Build a validated :class:`RunConfig` from a file and explicit overrides.
+
+    Args:
+        overrides: option values that win over everything (e.g. from the command line).
+        config_file: optional YAML/TOML file.
+    """
+    explicit: dict[str, Any] = read_config_file(config_file) if config_file else {}
+    explicit.update(overrides or {})
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(explicit) - names)
+    if unknown:
+        raise ValueError(f"unknown config option(s): {', '.join(unknown)}. "
+                         "See `thrifty train --help` for the list.")
+    if isinstance(explicit.get("method"), str):
+        explicit["method"] = [explicit["method"]]
+    workload = explicit.get("workload")
+    preset: dict[str, Any] = {}
+    if workload is not None:
+        if workload not in WORKLOADS:
+            raise ValueError(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}")
+        preset = WORKLOADS[workload]
+    return RunConfig(**{**preset, **explicit}).validate()

@@ -1,0 +1,551 @@
+"""The engine: one training loop that composes reducer -> sampler -> selector and counts
+every unit of work.
+
+Per epoch it records samples loaded, samples forwarded without gradient (selection),
+samples trained on, optimizer steps, wall time by phase, the learning rate, test accuracy
+and the loss statistics of seed 004. Each run writes ``result.json`` (atomically, after
+every epoch) and ``checkpoint.pt`` into ``out_dir/run_name``. SIGINT/SIGTERM save a
+checkpoint mid-epoch and stop; :meth:`Trainer.resume` continues so that the final weights
+equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import math
+import os
+import platform
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+import thrifty
+from thrifty.data import Batch, TensorData, dataset_labels, iterate_batches, load_dataset
+from thrifty.engine.accounting import EpochStats, PhaseTimer
+from thrifty.engine.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    write_json,
+)
+from thrifty.engine.config import RunConfig
+from thrifty.engine.interfaces import (
+    BatchSelector,
+    EpochSampler,
+    Reducer,
+    SelectionError,
+    SelectionInput,
+    TrainContext,
+)
+from thrifty.engine.optim import build_optimizer, build_scheduler
+from thrifty.engine.packing import Packer
+from thrifty.engine.record import SampleRecord
+from thrifty.metrics import loss_ratios, loss_statistics
+from thrifty.models import create_model
+
+RESULT_FORMAT = "thrifty-run/1"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on request (SIGINT/SIGTERM); a checkpoint was saved."""
+
+    def __init__(self, signum: int | None, checkpoint: Path) -> None:
+        self.signum = signum
+        self.checkpoint = checkpoint
+        name = signal.Signals(signum).name if signum else "a stop request"
+        super().__init__(f"training interrupted by {name}; checkpoint saved to {checkpoint}. "
+                         f"Continue with: thrifty train --resume {checkpoint.parent}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; refuses an unavailable CUDA device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available here; "
+                         "use --device cpu (or auto)")
+    return device
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device`` (``None``: full precision)."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp in ("auto", "fp16"):
+        if device.type != "cuda":
+            raise ValueError("fp16 mixed precision needs a CUDA device; on CPU use --amp bf16 "
+                             "or --amp off")
+        return torch.float16
+    return torch.bfloat16
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Where a run ran: versions, CPU/GPU, threads, date."""
+    env = {
+        "thrifty": thrifty.__version__, "python": platform.python_version(),
+        "torch": torch.__version__, "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "device": str(device),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    with contextlib.suppress(Exception):
+        env["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).parent).stdout.strip() or None
+    return env
+
+
+Hook = Callable[["Trainer"], None]
+
+
+class Trainer:
+    """Train one model with optional data reduction, counting every unit of work.
+
+    Args:
+        config: the :class:`RunConfig`.
+        train, test: datasets; loaded from ``config.dataset`` when ``None``.
+        model: the model; built from ``config.model`` when ``None``.
+        reducer, sampler, selector: method objects for the three places; built from
+            ``config.method`` when all are ``None``, else pass-through defaults fill the gaps.
+        on_batch_end: optional ``f(trainer)`` called after every forward batch.
+        log: function that prints the one-line epoch summaries. Default ``print``.
+
+    After :meth:`fit`, ``history`` holds one :class:`EpochStats` dict per epoch and
+    ``result`` the whole run result (also in ``run_dir/result.json``).
+    """
+
+    def __init__(self, config: RunConfig, *, train: Any = None, test: Any = None,
+                 model: nn.Module | None = None, reducer: Reducer | None = None,
+                 sampler: EpochSampler | None = None, selector: BatchSelector | None = None,
+                 on_batch_end: Hook | None = None, log: Callable[[str], None] = print) -> None:
+        self.config = config.validate()
+        self.log = log
+        self.on_batch_end = on_batch_end
+        cfg = self.config
+        self.device = resolve_device(cfg.device)
+        self.amp_dtype = resolve_amp(cfg.amp, self.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+
+        if train is None or test is None:
+            train, test = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.augment,
+                                       seed=cfg.seed)
+        if isinstance(train, TensorData):
+            train = train.subset(cfg.train_limit, seed=cfg.seed)
+        if isinstance(test, TensorData):
+            test = test.subset(cfg.test_limit, seed=cfg.seed)
+        if len(train) == 0:
+            raise ValueError("the training set is empty")
+        self.train_data, self.test_data = train, test
+        self.labels = dataset_labels(train)
+        self.num_classes = getattr(train, "num_classes", None) or len(getattr(train, "classes"))
+        if model is None:
+            input_shape = tuple(train[0][0].shape) if not isinstance(train, TensorData) \
+                else train.input_shape
+            model = create_model(cfg.model, self.num_classes, input_shape, weights=cfg.weights)
+        self.model = model.to(self.device)
+        self.optimizer = build_optimizer(self.model, cfg.optimizer, cfg.lr, cfg.momentum,
+                                         cfg.nesterov, cfg.weight_decay)
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.epochs,
+                                         cfg.step_size, cfg.milestones, cfg.gamma)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+        if reducer is None and sampler is None and selector is None and cfg.method:
+            from thrifty.methods import build_pieces
+
+            pieces = build_pieces(cfg.method, cfg.method_args)
+            reducer, sampler, selector = (pieces.get(p) for p in ("reducer", "sampler",
+                                                                   "selector"))
+        self.reducer = reducer or Reducer()
+        self.sampler = sampler or EpochSampler()
+        self.selector = selector or BatchSelector()
+        self.packer = Packer(cfg.batch_size, self.selector.packing)
+        self.record = SampleRecord(len(train))
+        self.aug_generator = torch.Generator().manual_seed(cfg.seed + 1)
+        self.method_generator = torch.Generator().manual_seed(cfg.seed + 2)
+        self.ctx = TrainContext(epoch=0, epochs=cfg.epochs, record=self.record,
+                                batch_size=cfg.batch_size, seed=cfg.seed,
+                                generator=self.method_generator, score=self.score,
+                                num_classes=self.num_classes, labels=self.labels)
+        self.timer = PhaseTimer(self.device)
+        self.history: list[dict[str, Any]] = []
+        self.run_dir = Path(cfg.out_dir) / (cfg.run_name or cfg.default_run_name())
+        self.result: dict[str, Any] = {}
+        self.prep_time = 0.0
+        self._stats: EpochStats | None = None
+        self._stop_signal: int | None = None
+        self._stop_requested = False
+        self._resume_state: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ public API
+    @classmethod
+    def resume(cls, path: str | Path, **kwargs) -> Trainer:
+        """A trainer that continues the run saved at ``path`` (run folder or checkpoint)."""
+        state = load_checkpoint(path)
+        cfg = RunConfig(**state["config"])
+        cfg.out_dir = str(Path(path if Path(path).is_dir() else Path(path).parent).parent)
+        trainer = cls(cfg, **kwargs)
+        trainer._resume_state = state
+        return trainer
+
+    def request_stop(self) -> None:
+        """Ask the loop to save a checkpoint and stop after the current batch."""
+        self._stop_requested = True
+
+    def fit(self) -> dict[str, Any]:
+        """Train for ``config.epochs`` epochs (or what is left of them); return the result."""
+        handlers = self._install_signal_handlers()
+        try:
+            return self._fit()
+        finally:
+            for sig, old in handlers.items():
+                signal.signal(sig, old)
+
+    # ------------------------------------------------------------------ forward passes
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    @torch.no_grad()
+    def _forward_eval(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """No-grad forward in eval mode (BatchNorm running statistics are used, not updated)."""
+        was_training = self.model.training
+        self.model.eval()
+        with self._autocast():
+            logits = self.model(x)
+        losses = F.cross_entropy(logits.float(), y, reduction="none")
+        if was_training:
+            self.model.train()
+        return losses, logits
+
+    def score(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Selection forward over training samples ``indices`` (no augmentation, eval mode):
+        returns CPU ``(losses, logits)``, stores them in the record, counts them as
+        selection work."""
+        stats = self._stats
+        losses, logits = [], []
+        for b in iterate_batches(self.train_data, indices.tolist(), self.config.eval_batch_size,
+                                 device=self.device, num_workers=self.config.num_workers):
+            t0 = time.perf_counter()
+            lo, lg = self._forward_eval(b.x, b.y)
+            self.record.update(b.idx, lo, lg.argmax(1) == b.y, self.ctx.epoch, trained=False)
+            losses.append(lo.cpu())
+            logits.append(lg.float().cpu())
+            if stats is not None:
+                stats.samples_forwarded += len(b.idx)
+                stats.time["selection_forward"] += time.perf_counter() - t0
+        if not losses:
+            return torch.empty(0), torch.empty(0, self.num_classes)
+        return torch.cat(losses), torch.cat(logits)
+
+    def _train_step(self, batch: Batch, stats: EpochStats) -> None:
+        with self.timer(stats, "train_step"):
+            with self._autocast():
+                logits = self.model(batch.x)
+            losses = F.cross_entropy(logits.float(), batch.y, reduction="none")
+            weights = self.sampler.loss_weights(batch.idx) if self.sampler.weighted else None
+            loss = (losses * weights.to(losses.device)).mean() if weights is not None \
+                else losses.mean()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"training loss is {value} at epoch {stats.epoch + 1}, step "
+                    f"{stats.optimizer_steps + 1}. Lower the learning rate (--lr), check the "
+                    "inputs for NaN, or use --amp off. Last good checkpoint: "
+                    f"{self.run_dir / 'checkpoint.pt'}")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.record.update(batch.idx, losses, logits.argmax(1) == batch.y, stats.epoch,
+                               trained=True)
+            n = len(batch.idx)
+            stats.samples_trained += n
+            stats.optimizer_steps += 1
+            stats._loss_sum += value * n
+
+    def _process_batch(self, batch: Batch, stats: EpochStats) -> None:
+        stats.samples_loaded += len(batch.idx)
+        if self.selector.identity:
+            self._train_step(batch, stats)
+            return
+        if self.selector.needs_forward(self.ctx):
+            with self.timer(stats, "selection_forward"):
+                losses, logits = self._forward_eval(batch.x, batch.y)
+                self.record.update(batch.idx, losses, logits.argmax(1) == batch.y, stats.epoch,
+                                   trained=False)
+            stats.samples_forwarded += len(batch.idx)
+            sel = SelectionInput(losses.cpu(), logits, batch.y, batch.idx, fresh=True)
+        else:
+            sel = SelectionInput(self.record.loss[batch.idx], None, batch.y, batch.idx,
+                                 fresh=False)
+        with self.timer(stats, "selection_logic"):
+            pos = self.selector.select(sel, self.ctx)
+            pos_dev = pos.to(self.device)
+            ready = self.packer.add(Batch(batch.x[pos_dev], batch.y[pos_dev], batch.idx[pos]))
+        for tb in ready:
+            self._train_step(tb, stats)
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def _dataset_losses(self, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        losses, correct = [], []
+        for b in iterate_batches(data, range(len(data)), self.config.eval_batch_size,
+                                 device=self.device, num_workers=self.config.num_workers):
+            lo, lg = self._forward_eval(b.x, b.y)
+            losses.append(lo.cpu())
+            correct.append((lg.argmax(1) == b.y).cpu())
+        return torch.cat(losses), torch.cat(correct)
+
+    def _evaluate(self, stats: EpochStats, final: bool) -> None:
+        with self.timer(stats, "evaluation"):
+            losses, correct = self._dataset_losses(self.test_data)
+            stats.test_loss = loss_statistics(losses, correct)
+            stats.test_accuracy = stats.test_loss["accuracy"]
+            k = self.config.train_stats_every
+            if final or (k > 0 and (stats.epoch + 1) % k == 0):
+                tr_losses, tr_correct = self._dataset_losses(self.train_data)
+                stats.train_loss_stats = loss_statistics(tr_losses, tr_correct)
+                stats.loss_ratios = loss_ratios(stats.test_loss, stats.train_loss_stats)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None:  # second signal: stop now
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            self.log(f"\n{signal.Signals(signum).name} received: saving a checkpoint after the "
+                     "current batch (send again to abort without saving)")
+
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.getsignal(sig)
+            signal.signal(sig, handler)
+        return old
+
+    def _state(self, epoch: int, position: int | None, order: torch.Tensor | None,
+               stats: EpochStats | None) -> dict[str, Any]:
+        return {
+            "format": 1, "config": self.config.to_dict(), "epoch": epoch,
+            "position": position, "order": order,
+            "stats": None if stats is None else {**stats.to_dict(), "_loss_sum": stats._loss_sum},
+            "history": self.history, "prep_time": self.prep_time,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "record": self.record.state_dict(), "reducer": self.reducer.state_dict(),
+            "sampler": self.sampler.state_dict(), "selector": self.selector.state_dict(),
+            "packer": self.packer.state_dict(), "rng": rng_state(),
+            "aug_generator": self.aug_generator.get_state(),
+            "method_generator": self.method_generator.get_state(),
+        }
+
+    def _save(self, epoch: int, position: int | None = None, order: torch.Tensor | None = None,
+              stats: EpochStats | None = None) -> Path:
+        path = self.run_dir / "checkpoint.pt"
+        save_checkpoint(path, self._state(epoch, position, order, stats))
+        return path
+
+    def _restore(self, state: dict[str, Any]) -> tuple[int, int | None, Any, EpochStats | None]:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.record.load_state_dict(state["record"])
+        self.reducer.load_state_dict(state["reducer"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.selector.load_state_dict(state["selector"])
+        self.packer.load_state_dict(state["packer"], self.device)
+        self.aug_generator.set_state(state["aug_generator"])
+        self.method_generator.set_state(state["method_generator"])
+        self.history = list(state["history"])
+        self.prep_time = state["prep_time"]
+        set_rng_state(state["rng"])
+        stats = None
+        if state["stats"] is not None:
+            s = dict(state["stats"])
+            s.pop("train_time", None)
+            loss_sum = s.pop("_loss_sum")
+            stats = EpochStats(**s)
+            stats._loss_sum = loss_sum
+        return state["epoch"], state["position"], state["order"], stats
+
+    # ------------------------------------------------------------------ the loop
+    def _prepare_run_dir(self) -> None:
+        if self._resume_state is not None:
+            return
+        base = self.run_dir
+        i = 1
+        while (self.run_dir / "result.json").exists():  # never overwrite a finished result
+            self.run_dir = base.with_name(f"{base.name}-{i}")
+            i += 1
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def _write_result(self, status: str, error: str | None = None) -> dict[str, Any]:
+        epochs = self.history
+        final: dict[str, Any] = {}
+        if epochs:
+            last = epochs[-1]
+            final = {
+                "test_accuracy": last["test_accuracy"],
+                "train_time": sum(e["train_time"] for e in epochs),
+                "eval_time": sum(e["time"]["evaluation"] for e in epochs),
+                "prep_time": self.prep_time,
+                "samples_loaded": sum(e["samples_loaded"] for e in epochs),
+                "samples_forwarded": sum(e["samples_forwarded"] for e in epochs),
+                "samples_trained": sum(e["samples_trained"] for e in epochs),
+                "optimizer_steps": sum(e["optimizer_steps"] for e in epochs),
+                "test_loss": last["test_loss"], "train_loss_stats": last["train_loss_stats"],
+                "loss_ratios": last["loss_ratios"],
+            }
+        self.result = {
+            "format": RESULT_FORMAT, "status": status, "error": error,
+            "run_dir": str(self.run_dir), "config": self.config.to_dict(),
+            "environment": environment(self.device),
+            "dataset": {"name": getattr(self.train_data, "name", type(self.train_data).__name__),
+                        "train_size": len(self.train_data), "test_size": len(self.test_data),
+                        "pool_size": len(self.sampler.pool)},
+            "methods": {"reducer": self.reducer.name, "sampler": self.sampler.name,
+                        "selector": self.selector.name},
+            "epochs": epochs, "final": final,
+            "checkpoint": str(self.run_dir / "checkpoint.pt"),
+        }
+        write_json(self.run_dir / "result.json", self.result)
+        return self.result
+
+    def _fit(self) -> dict[str, Any]:
+        cfg = self.config
+        self._prepare_run_dir()
+        pool_ctx_epoch = 0
+        self.ctx.epoch = pool_ctx_epoch
+        start_epoch, position, order, stats = 0, None, None, None
+        if self._resume_state is None:
+            t0 = time.perf_counter()
+            self.reducer.fit(self.labels, seed=cfg.seed, dataset=self.train_data)
+            self.prep_time = time.perf_counter() - t0
+            pool = self.reducer.indices_
+        else:
+            self.reducer.load_state_dict(self._resume_state["reducer"])
+            pool = self.reducer.indices_
+        self.sampler.setup(pool, self.ctx)
+        self.selector.setup(self.ctx)
+        if self._resume_state is not None:
+            start_epoch, position, order, stats = self._restore(self._resume_state)
+            self._resume_state = None
+            self.log(f"resuming {self.run_dir} at epoch {start_epoch + 1}"
+                     + (f", batch {position}" if position else ""))
+        elif self.reducer.name != "full":
+            self.log(f"{self.reducer.name}: kept {len(pool)} of {len(self.labels)} samples "
+                     f"({self.prep_time:.2f}s)")
+        self.model.train()
+        try:
+            for epoch in range(start_epoch, cfg.epochs):
+                self._run_epoch(epoch, position, order, stats)
+                position, order, stats = None, None, None
+        except TrainingInterrupted:
+            self._write_result("interrupted")
+            raise
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self._write_result("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        result = self._write_result("finished")
+        self._save(cfg.epochs)
+        return result
+
+    def _run_epoch(self, epoch: int, position: int | None, order: torch.Tensor | None,
+                   stats: EpochStats | None) -> None:
+        cfg = self.config
+        self.ctx.epoch = epoch
+        if stats is None:
+            stats = EpochStats(epoch)
+        self._stats = stats
+        if order is None:
+            self.sampler.set_epoch(epoch)
+            t0 = time.perf_counter()
+            fwd0 = stats.time["selection_forward"]
+            self.sampler.begin_epoch(self.ctx)
+            order = torch.as_tensor(list(iter(self.sampler)), dtype=torch.long)
+            stats.time["selection_logic"] += (time.perf_counter() - t0
+                                              - (stats.time["selection_forward"] - fwd0))
+            position = 0
+            if len(order) == 0:
+                raise SelectionError(f"sampler {self.sampler.name!r} selected no samples for "
+                                     f"epoch {epoch + 1}; check its ratio")
+        position = position or 0
+        bs = cfg.batch_size
+        total = math.ceil(len(order) / bs)
+        bar = tqdm(total=total, initial=position, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not cfg.progress, leave=False, dynamic_ncols=True)
+        batches = iterate_batches(self.train_data, order[position * bs:].tolist(), bs,
+                                  train=True, generator=self.aug_generator, device=self.device,
+                                  num_workers=cfg.num_workers)
+        self.model.train()
+        with bar:
+            while True:
+                t0 = time.perf_counter()
+                batch = next(batches, None)
+                stats.time["data"] += time.perf_counter() - t0
+                if batch is None:
+                    break
+                self._process_batch(batch, stats)
+                position += 1
+                bar.update(1)
+                if self.on_batch_end is not None:
+                    self.on_batch_end(self)
+                if self._stop_signal is not None or self._stop_requested:
+                    path = self._save(epoch, position, order, stats)
+                    raise TrainingInterrupted(self._stop_signal, path)
+            for tb in self.packer.end_epoch():
+                self._train_step(tb, stats)
+        if stats.samples_trained == 0 and not self.selector.identity:
+            raise SelectionError(
+                f"selector {self.selector.name!r} chose no sample in epoch {epoch + 1} "
+                f"({stats.samples_loaded} loaded): training would silently do nothing. "
+                "Loosen its threshold or ratio.")
+        stats.lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        stats.train_loss = stats._loss_sum / max(stats.samples_trained, 1)
+        stats.method = {**self.sampler.epoch_diagnostics(), **self.selector.epoch_diagnostics(),
+                        "overflow_discarded": self.packer.discarded}
+        self.packer.discarded = 0
+        self._evaluate(stats, final=epoch == cfg.epochs - 1)
+        self.history.append(stats.to_dict())
+        self._stats = None
+        self.log(self._summary(stats))
+        self._write_result("running")
+        if cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
+            self._save(epoch + 1)
+
+    def _summary(self, s: EpochStats) -> str:
+        t = s.time
+        return (f"epoch {s.epoch + 1:>3}/{self.config.epochs}  acc {100 * s.test_accuracy:6.2f}%"
+                f"  loss {s.train_loss:.4f}  lr {s.lr:.4g}  loaded {s.samples_loaded}"
+                f"  fwd {s.samples_forwarded}  trained {s.samples_trained}"
+                f"  steps {s.optimizer_steps}  train {s.train_time:.1f}s"
+                f" (data {t['data']:.1f} sel-fwd {t['selection_forward']:.1f}"
+                f" step {t['train_step']:.1f} sel {t['selection_logic']:.2f})"
+                f"  eval {t['evaluation']:.1f}s")

@@ -1,0 +1,81 @@
+"""Packing chosen samples into full training batches (see :class:`PackingRule`)."""
+
+from __future__ import annotations
+
+import torch
+
+from thrifty.data.tensor import Batch
+from thrifty.engine.interfaces import PackingRule
+
+
+class Packer:
+    """A buffer of chosen samples that releases training batches of ``batch_size``.
+
+    Args:
+        batch_size: the training batch size rho.
+        rule: the :class:`PackingRule` (threshold, overflow, repeat, end of epoch).
+    """
+
+    def __init__(self, batch_size: int, rule: PackingRule = PackingRule()) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.batch_size = batch_size
+        self.rule = rule
+        self._parts: list[Batch] = []
+        self.count = 0
+        self.discarded = 0  # samples dropped as overflow or at the end of an epoch
+
+    def _merge(self) -> Batch:
+        if len(self._parts) == 1:
+            return self._parts[0]
+        return Batch(torch.cat([p.x for p in self._parts]), torch.cat([p.y for p in self._parts]),
+                     torch.cat([p.idx for p in self._parts]))
+
+    def _ready(self) -> bool:
+        if self.rule.strict:
+            return self.count > self.batch_size
+        return self.count >= self.batch_size
+
+    def add(self, batch: Batch) -> list[Batch]:
+        """Queue chosen samples; return the training batches that are now complete."""
+        if len(batch.idx):
+            self._parts.append(batch)
+            self.count += len(batch.idx)
+        out: list[Batch] = []
+        while self._ready():
+            merged = self._merge()
+            b = self.batch_size
+            out.append(Batch(merged.x[:b], merged.y[:b], merged.idx[:b]))
+            rest = Batch(merged.x[b:], merged.y[b:], merged.idx[b:])
+            if self.rule.overflow == "discard":
+                self.discarded += len(rest.idx)
+                self._parts, self.count = [], 0
+            else:
+                self._parts = [rest] if len(rest.idx) else []
+                self.count = len(rest.idx)
+            if not self.rule.repeat:
+                break
+        return out
+
+    def end_epoch(self) -> list[Batch]:
+        """Apply the end-of-epoch rule to what is still pending."""
+        if not self.count or self.rule.end_of_epoch == "carry":
+            return []
+        merged = self._merge()
+        self._parts, self.count = [], 0
+        if self.rule.end_of_epoch == "drop":
+            self.discarded += len(merged.idx)
+            return []
+        return [merged]
+
+    def state_dict(self) -> dict:
+        merged = self._merge() if self.count else None
+        return {"pending": None if merged is None else
+                {"x": merged.x.cpu(), "y": merged.y.cpu(), "idx": merged.idx},
+                "discarded": self.discarded}
+
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        p = state["pending"]
+        self._parts = [] if p is None else [Batch(p["x"].to(device), p["y"].to(device), p["idx"])]
+        self.count = 0 if p is None else len(p["idx"])
+        self.discarded = state["discarded"]
