@@ -158,7 +158,7 @@ class Trainer:
             raise ValueError("the training set is empty")
         self.train_data, self.test_data = train, test
         self.labels = dataset_labels(train)
-        self.num_classes = getattr(train, "num_classes", None) or len(getattr(train, "classes"))
+        self.num_classes = getattr(train, "num_classes", None) or len(train.classes)
         if model is None:
             input_shape = tuple(train[0][0].shape) if not isinstance(train, TensorData) \
                 else train.input_shape
@@ -176,9 +176,10 @@ class Trainer:
             pieces = build_pieces(cfg.method, cfg.method_args)
             reducer, sampler, selector = (pieces.get(p) for p in ("reducer", "sampler",
                                                                    "selector"))
-        self.reducer = reducer or Reducer()
-        self.sampler = sampler or EpochSampler()
-        self.selector = selector or BatchSelector()
+        # `is None`, not `or`: a sampler's truth value is its (still empty) length
+        self.reducer = Reducer() if reducer is None else reducer
+        self.sampler = EpochSampler() if sampler is None else sampler
+        self.selector = BatchSelector() if selector is None else selector
         self.packer = Packer(cfg.batch_size, self.selector.packing)
         self.record = SampleRecord(len(train))
         self.aug_generator = torch.Generator().manual_seed(cfg.seed + 1)

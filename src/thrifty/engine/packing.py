@@ -16,11 +16,11 @@ class Packer:
         rule: the :class:`PackingRule` (threshold, overflow, repeat, end of epoch).
     """
 
-    def __init__(self, batch_size: int, rule: PackingRule = PackingRule()) -> None:
+    def __init__(self, batch_size: int, rule: PackingRule | None = None) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.batch_size = batch_size
-        self.rule = rule
+        self.rule = rule or PackingRule()
         self._parts: list[Batch] = []
         self.count = 0
         self.discarded = 0  # samples dropped as overflow or at the end of an epoch

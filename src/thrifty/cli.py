@@ -1,0 +1,153 @@
+"""The ``thrifty`` command line.
+
+    thrifty train [--config FILE] [--workload fmnist-cnn] [--method NAME --method-arg K=V] ...
+    thrifty train --resume runs/NAME
+    thrifty methods
+    thrifty demo
+
+Every :class:`~thrifty.engine.config.RunConfig` field is a ``train`` flag; a config file
+(YAML or TOML) sets the same names, and flags given on the command line win over it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+from typing import Any
+
+import yaml
+
+from thrifty.engine.config import WORKLOADS, RunConfig
+
+_SKIP = {"method_args", "method"}
+
+
+def _parse_kv(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, _, value = text.partition("=")
+    return key.strip(), yaml.safe_load(value)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field; defaults are suppressed so that only given flags
+    override the config file."""
+    group = parser.add_argument_group("run options (also valid as config-file keys)")
+    for f in dataclasses.fields(RunConfig):
+        if f.name in _SKIP:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        t = str(f.type)
+        if t.startswith("bool"):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif t.startswith("list[int]"):
+            group.add_argument(flag, nargs="+", type=int, metavar="N", **kw)
+        elif t.startswith("int"):
+            group.add_argument(flag, type=int, metavar="N", **kw)
+        elif t.startswith("float"):
+            group.add_argument(flag, type=float, metavar="X", **kw)
+        else:
+            choices = list(WORKLOADS) if f.name == "workload" else None
+            group.add_argument(flag, type=str, metavar="NAME" if choices is None else None,
+                               choices=choices, **kw)
+    group.add_argument("--method", action="append", dest="method", default=argparse.SUPPRESS,
+                       metavar="NAME", help="data-reduction method by name; repeat to combine "
+                       "one per place (see `thrifty methods`) (default: none, the baseline)")
+    group.add_argument("--method-arg", action="append", dest="method_args", type=_parse_kv,
+                       default=argparse.SUPPRESS, metavar="[METHOD.]KEY=VALUE",
+                       help="a method hyper-parameter, e.g. alpha=0.8 or rpc.alpha=0.8")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="thrifty", description="Train on less: data-efficient training for PyTorch, "
+        "with every unit of work counted.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser(
+        "train", help="train one model (optionally with a data-reduction method)",
+        description="Train one run and write runs/NAME/result.json and checkpoint.pt. "
+        "Precedence: defaults < --workload preset < --config file < flags. Ctrl-C (SIGINT) "
+        "or SIGTERM saves a checkpoint; --resume continues it exactly.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument("--config", metavar="FILE", help="YAML or TOML file of run options")
+    train.add_argument("--resume", metavar="RUN", help="continue the run saved in RUN "
+                       "(a run folder or its checkpoint.pt); other options are ignored")
+    add_config_arguments(train)
+
+    sub.add_parser("methods", help="list the data-reduction methods and where they act")
+
+    demo = sub.add_parser("demo", help="the README's main command: train the standard "
+                          "Fashion-MNIST workload and print accuracy and work per epoch")
+    demo.add_argument("--epochs", type=int, default=3, help="epochs (default: 3)")
+    demo.add_argument("--out-dir", default="runs", help="results folder (default: runs)")
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from thrifty.engine import Trainer, TrainingInterrupted, make_config
+
+    if args.resume:
+        trainer = Trainer.resume(args.resume)
+    else:
+        overrides = {k: v for k, v in vars(args).items()
+                     if k not in ("command", "config", "resume")}
+        if "method_args" in overrides:
+            overrides["method_args"] = dict(overrides["method_args"])
+        cfg = make_config(overrides, args.config)
+        trainer = Trainer(cfg)
+    try:
+        result = trainer.fit()
+    except TrainingInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return 128 + (exc.signum or signal.SIGINT)
+    final = result["final"]
+    print(f"done: test accuracy {100 * final['test_accuracy']:.2f}%, train time "
+          f"{final['train_time']:.1f}s, {final['samples_trained']} samples trained, "
+          f"{final['optimizer_steps']} steps\nresult: {trainer.run_dir / 'result.json'}\n"
+          f"checkpoint: {trainer.run_dir / 'checkpoint.pt'}")
+    return 0
+
+
+def _cmd_methods() -> int:
+    from thrifty.methods import available_methods
+
+    for name, spec in available_methods().items():
+        print(f"{name:<12} {spec.place:<9} {spec.summary}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from thrifty.engine import Trainer, make_config
+
+    cfg = make_config({"workload": "fmnist-cnn", "epochs": args.epochs, "out_dir": args.out_dir,
+                       "run_name": "demo-fmnist-cnn"})
+    print(f"thrifty demo: standard workload fmnist-cnn (Fashion-MNIST 60k/10k, small CNN, "
+          f"batch 128), {cfg.epochs} epochs on {cfg.device}")
+    result = Trainer(cfg).fit()
+    final = result["final"]
+    print(f"final test accuracy {100 * final['test_accuracy']:.2f}% after "
+          f"{final['train_time']:.1f}s of training; result in {result['run_dir']}/result.json")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _cmd_train(args)
+        if args.command == "methods":
+            return _cmd_methods()
+        return _cmd_demo(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"thrifty: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

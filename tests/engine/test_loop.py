@@ -1,0 +1,226 @@
+import json
+import math
+import os
+import signal
+
+import pytest
+import torch
+
+from thrifty.data import TensorData
+from thrifty.engine import (
+    BatchSelector,
+    EpochSampler,
+    NonFiniteLossError,
+    SelectionError,
+    Trainer,
+    TrainingInterrupted,
+)
+
+
+class AboveMedian(BatchSelector):
+    """Test selector: train on samples whose fresh loss is above the batch median."""
+
+    name = "above-median"
+    identity = False
+    _state_attrs = ("calls",)
+
+    def __init__(self):
+        self.calls = 0
+
+    def needs_forward(self, ctx):
+        return True
+
+    def select(self, batch, ctx):
+        self.calls += 1
+        return torch.nonzero(batch.losses > batch.losses.median()).flatten()
+
+
+class Nothing(AboveMedian):
+    name = "nothing"
+
+    def select(self, batch, ctx):
+        return torch.empty(0, dtype=torch.long)
+
+
+class HalfSampler(EpochSampler):
+    name = "half"
+
+    def begin_epoch(self, ctx):
+        g = torch.Generator().manual_seed(ctx.epoch)
+        self.active = self.pool[torch.randperm(len(self.pool), generator=g)[: len(self.pool) // 2]]
+
+
+def test_baseline_counts_and_result_file(tiny_config, digits):
+    cfg = tiny_config(epochs=2, batch_size=100)
+    result = Trainer(cfg, train=digits[0], test=digits[1], log=lambda s: None).fit()
+    n = len(digits[0])
+    steps = math.ceil(n / 100)
+    assert result["status"] == "finished"
+    for e in result["epochs"]:
+        assert e["samples_loaded"] == n and e["samples_trained"] == n
+        assert e["samples_forwarded"] == 0 and e["optimizer_steps"] == steps
+        assert e["train_time"] > 0 and e["time"]["evaluation"] > 0
+        assert 0 <= e["test_accuracy"] <= 1
+        assert set(e["test_loss"]) >= {"mean", "worst", "best", "q0.5", "q0.9", "q0.99"}
+    last = result["epochs"][-1]
+    assert last["train_loss_stats"] and last["loss_ratios"]["accuracy"] > 0  # final epoch
+    assert result["epochs"][0]["train_loss_stats"] == {}  # train_stats_every=0 -> final only
+    assert result["epochs"][-1]["test_accuracy"] > 0.5  # it learns digits
+    saved = json.loads((cfg_dir := result["run_dir"] and
+                        __import__("pathlib").Path(result["run_dir"])).joinpath(
+                            "result.json").read_text())
+    assert saved["final"]["samples_trained"] == 2 * n
+    assert saved["environment"]["torch"] == torch.__version__
+    assert (cfg_dir / "checkpoint.pt").exists()
+
+
+def test_finished_result_is_never_overwritten(tiny_config, digits):
+    cfg = tiny_config(epochs=1, run_name="same")
+    a = Trainer(cfg, train=digits[0], test=digits[1], log=lambda s: None).fit()
+    b = Trainer(cfg, train=digits[0], test=digits[1], log=lambda s: None).fit()
+    assert a["run_dir"] != b["run_dir"] and b["run_dir"].endswith("same-1")
+
+
+def test_selector_path_counts_and_packs(tiny_config, digits):
+    cfg = tiny_config(epochs=1, batch_size=50)
+    sel = AboveMedian()
+    result = Trainer(cfg, train=digits[0], test=digits[1], selector=sel, log=lambda s: None).fit()
+    e = result["epochs"][0]
+    n = len(digits[0])
+    assert e["samples_loaded"] == n and e["samples_forwarded"] == n
+    assert n * 0.4 < e["samples_trained"] < n * 0.55
+    # every step but the last (flushed partial) is a full batch of 50
+    assert e["optimizer_steps"] == math.ceil(e["samples_trained"] / 50)
+    assert e["time"]["selection_forward"] > 0 and e["time"]["selection_logic"] > 0
+
+
+def test_sampler_path_loads_only_active(tiny_config, digits):
+    cfg = tiny_config(epochs=2)
+    result = Trainer(cfg, train=digits[0], test=digits[1], sampler=HalfSampler(),
+                     log=lambda s: None).fit()
+    for e in result["epochs"]:
+        assert e["samples_loaded"] == len(digits[0]) // 2 == e["samples_trained"]
+
+
+def test_reducer_by_name_in_config(tiny_config, digits):
+    cfg = tiny_config(epochs=1, method=["rpd"], method_args={"alpha": 0.5})
+    result = Trainer(cfg, train=digits[0], test=digits[1], log=lambda s: None).fit()
+    assert result["dataset"]["pool_size"] == math.ceil(0.5 * len(digits[0]))
+    assert result["epochs"][0]["samples_trained"] == result["dataset"]["pool_size"]
+    assert result["methods"]["reducer"] == "rpd"
+
+
+def test_selector_that_selects_nothing_is_an_error(tiny_config, digits):
+    cfg = tiny_config(epochs=1)
+    with pytest.raises(SelectionError, match="chose no sample"):
+        Trainer(cfg, train=digits[0], test=digits[1], selector=Nothing(), log=lambda s: None).fit()
+
+
+def test_nan_loss_is_a_clear_error_and_result_marked_failed(tiny_config, digits):
+    x = digits[0].x.clone()
+    x[5] = float("nan")
+    train = TensorData(x, digits[0].y, 10, "digits")
+    cfg = tiny_config(epochs=1)
+    trainer = Trainer(cfg, train=train, test=digits[1], log=lambda s: None)
+    with pytest.raises(NonFiniteLossError, match="Lower the learning rate"):
+        trainer.fit()
+    saved = json.loads((trainer.run_dir / "result.json").read_text())
+    assert saved["status"] == "failed" and "NonFiniteLossError" in saved["error"]
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("how", ["request", "sigterm", "sigint"])
+def test_resume_equals_uninterrupted(tiny_config, digits_aug, how):
+    train, test = digits_aug
+    kw = dict(model="cnn", epochs=3, batch_size=64, method=["rpc"],
+              method_args={"alpha": 0.7})
+    ref = Trainer(tiny_config(run_name="ref", **kw), train=train, test=test,
+                  selector=AboveMedian(), log=lambda s: None)
+    ref.fit()
+    state = {"batches": 0}
+
+    def interrupt(trainer):
+        state["batches"] += 1
+        if state["batches"] == 20:  # epoch 2, mid-epoch (15 forward batches per epoch)
+            if how == "request":
+                trainer.request_stop()
+            else:
+                os.kill(os.getpid(), signal.SIGTERM if how == "sigterm" else signal.SIGINT)
+
+    cut = Trainer(tiny_config(run_name="cut", **kw), train=train, test=test,
+                  selector=AboveMedian(), on_batch_end=interrupt, log=lambda s: None)
+    with pytest.raises(TrainingInterrupted) as err:
+        cut.fit()
+    assert err.value.checkpoint.exists()
+    assert json.loads((cut.run_dir / "result.json").read_text())["status"] == "interrupted"
+    resumed = Trainer.resume(cut.run_dir, train=train, test=test, selector=AboveMedian(),
+                             log=lambda s: None)
+    result = resumed.fit()
+    a, b = _weights(ref.model), _weights(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [e["samples_trained"] for e in result["epochs"]] == [
+        e["samples_trained"] for e in ref.history]
+    assert resumed.selector.calls == ref.selector.calls
+
+
+def test_resume_from_epoch_boundary(tiny_config, digits):
+    kw = dict(epochs=3)
+    ref = Trainer(tiny_config(run_name="ref", **kw), train=digits[0], test=digits[1],
+                  log=lambda s: None)
+    ref.fit()
+
+    def stop_at_epoch_end(trainer):
+        if trainer._stats is not None and trainer._stats.epoch == 1 and \
+                trainer._stats.samples_loaded == len(digits[0]):
+            trainer.request_stop()
+
+    cut = Trainer(tiny_config(run_name="cut", **kw), train=digits[0], test=digits[1],
+                  on_batch_end=stop_at_epoch_end, log=lambda s: None)
+    with pytest.raises(TrainingInterrupted):
+        cut.fit()
+    resumed = Trainer.resume(cut.run_dir / "checkpoint.pt", train=digits[0], test=digits[1],
+                             log=lambda s: None)
+    resumed.fit()
+    a, b = _weights(ref.model), _weights(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_loads_weights_only(tiny_config, digits):
+    trainer = Trainer(tiny_config(epochs=1), train=digits[0], test=digits[1], log=lambda s: None)
+    trainer.fit()
+    state = torch.load(trainer.run_dir / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["position"] is None
+
+
+def test_bad_device_and_amp(tiny_config, digits):
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            Trainer(tiny_config(device="cuda"), train=digits[0], test=digits[1])
+        with pytest.raises(ValueError, match="fp16 mixed precision needs a CUDA"):
+            Trainer(tiny_config(amp="fp16"), train=digits[0], test=digits[1])
+
+
+def test_bf16_autocast_on_cpu_trains(tiny_config, digits):
+    cfg = tiny_config(epochs=1, amp="bf16", model="cnn")
+    result = Trainer(cfg, train=digits[0], test=digits[1], log=lambda s: None).fit()
+    assert result["epochs"][0]["samples_trained"] == len(digits[0])
+    assert math.isfinite(result["epochs"][0]["train_loss"])
+
+
+def test_loss_weights_from_sampler_scale_the_loss(tiny_config, digits):
+    class Weighted(EpochSampler):
+        weighted = True
+
+        def loss_weights(self, idx):
+            return torch.zeros(len(idx))  # zero weight: no learning signal at all
+
+    cfg = tiny_config(epochs=1, weight_decay=0.0)
+    trainer = Trainer(cfg, train=digits[0], test=digits[1], sampler=Weighted(),
+                      log=lambda s: None)
+    before = _weights(trainer.model)
+    trainer.fit()
+    after = _weights(trainer.model)
+    assert all(torch.equal(before[k], after[k]) for k in before)

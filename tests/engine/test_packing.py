@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from thrifty.data import Batch
+from thrifty.engine import Packer, PackingRule
+
+
+def chunk(start: int, n: int) -> Batch:
+    idx = torch.arange(start, start + n)
+    return Batch(idx.float()[:, None], idx, idx)
+
+
+def test_carry_packs_full_batches_in_order():
+    p = Packer(4)
+    assert p.add(chunk(0, 3)) == []
+    out = p.add(chunk(3, 6))  # 9 pending -> two batches of 4, 1 left
+    assert [b.idx.tolist() for b in out] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert p.count == 1
+    last = p.end_epoch()
+    assert [b.idx.tolist() for b in last] == [[8]] and p.count == 0
+
+
+def test_strict_discard_single_step_is_assist_rule():
+    p = Packer(4, PackingRule(strict=True, overflow="discard", repeat=False))
+    assert p.add(chunk(0, 4)) == []  # 4 is not > 4
+    out = p.add(chunk(4, 7))  # 11 > 4: one step on the first 4, 7 discarded
+    assert [b.idx.tolist() for b in out] == [[0, 1, 2, 3]]
+    assert p.count == 0 and p.discarded == 7
+
+
+def test_end_of_epoch_rules():
+    carry = Packer(4, PackingRule(end_of_epoch="carry"))
+    carry.add(chunk(0, 2))
+    assert carry.end_epoch() == [] and carry.count == 2
+    drop = Packer(4, PackingRule(end_of_epoch="drop"))
+    drop.add(chunk(0, 2))
+    assert drop.end_epoch() == [] and drop.count == 0 and drop.discarded == 2
+
+
+def test_state_round_trip():
+    p = Packer(4)
+    p.add(chunk(0, 3))
+    q = Packer(4)
+    q.load_state_dict(p.state_dict())
+    assert q.count == 3 and [b.idx.tolist() for b in q.add(chunk(3, 1))] == [[0, 1, 2, 3]]
+
+
+def test_bad_rules():
+    with pytest.raises(ValueError, match="overflow"):
+        PackingRule(overflow="keep")
+    with pytest.raises(ValueError, match="end_of_epoch"):
+        PackingRule(end_of_epoch="later")
+    with pytest.raises(ValueError, match="positive"):
+        Packer(0)
