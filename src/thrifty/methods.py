@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 PLACES = ("reducer", "sampler", "selector")
 
-# Modules that register methods on import; extended as methods are added.
-METHOD_MODULES = ["thrifty.offline.random"]
+# Packages whose modules register methods on import (every module in them is imported).
+METHOD_PACKAGES = ["thrifty.offline", "thrifty.sampling", "thrifty.selection",
+                   "thrifty.curriculum", "thrifty.pruning"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,15 @@ def register_method(name: str, place: str, summary: str = ""):
 
 
 def _load_all() -> None:
-    for mod in METHOD_MODULES:
-        importlib.import_module(mod)
+    for pkg_name in METHOD_PACKAGES:
+        try:
+            pkg = importlib.import_module(pkg_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == pkg_name:  # package not written yet
+                continue
+            raise
+        for info in pkgutil.iter_modules(pkg.__path__, pkg_name + "."):
+            importlib.import_module(info.name)
 
 
 def available_methods() -> dict[str, MethodSpec]:
