@@ -82,6 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("methods", help="list the data-reduction methods and where they act")
 
+    bench = sub.add_parser(
+        "bench", help="compare methods against paired baselines; print and save the table",
+        description="Run every method and its baseline for every seed (interleaved), store "
+        "one result per run under OUT/runs/, then print the comparison table and write "
+        "OUT/table.csv and OUT/table.md. Finished runs are skipped and interrupted ones "
+        "resumed when the same command runs again.")
+    bench.add_argument("--config", metavar="FILE", help="YAML/TOML benchmark file: seeds, "
+                       "runs (method strings or {label, method, method_args}), out_dir, and "
+                       "any run option shared by all runs")
+    bench.add_argument("--workload", choices=list(WORKLOADS), help="standard workload")
+    bench.add_argument("--epochs", type=int, help="epochs of every run")
+    bench.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds (default: 0)")
+    bench.add_argument("--method", action="append", metavar="SPEC", default=[],
+                       help='a compared run, e.g. "adonis eta=2" or "rpc alpha=0.8"; optional '
+                       '"LABEL:" prefix; repeatable. The baseline is always added.')
+    bench.add_argument("--set", action="append", type=_parse_kv, default=[],
+                       metavar="KEY=VALUE", help="any other run option shared by all runs, "
+                       "e.g. --set train_limit=5000")
+    bench.add_argument("--out", metavar="DIR", help="benchmark folder (default: bench)")
+    bench.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
+
     demo = sub.add_parser("demo", help="the README's main command: train the standard "
                           "Fashion-MNIST workload and print accuracy and work per epoch")
     demo.add_argument("--epochs", type=int, default=3, help="epochs (default: 3)")
@@ -114,6 +135,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from thrifty.bench import load_bench_spec, run_bench, to_text
+    from thrifty.bench.runner import summarize
+    from thrifty.engine import TrainingInterrupted
+
+    overrides = dict(args.set)
+    for key in ("workload", "epochs"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.no_progress:
+        overrides["progress"] = False
+    spec = load_bench_spec(args.config, overrides=overrides, seeds=args.seeds,
+                           methods=args.method, out_dir=args.out)
+    try:
+        out = run_bench(spec)
+    except TrainingInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return 128 + (exc.signum or signal.SIGINT)
+    rows = summarize(spec, out["calibration"])
+    print(to_text(rows))
+    print(f"\ntables: {spec.out_dir}/table.csv, {spec.out_dir}/table.md; runs: "
+          f"{spec.out_dir}/runs/")
+    return 0
+
+
 def _cmd_methods() -> int:
     from thrifty.methods import available_methods
 
@@ -143,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_train(args)
         if args.command == "methods":
             return _cmd_methods()
+        if args.command == "bench":
+            return _cmd_bench(args)
         return _cmd_demo(args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"thrifty: error: {exc}", file=sys.stderr)

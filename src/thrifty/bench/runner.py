@@ -1,0 +1,125 @@
+"""Run a benchmark: every method run and its paired baseline, interleaved by seed so that
+machine drift hits all of them; resumable; a crashing run is recorded and skipped.
+
+Layout of ``out_dir``::
+
+    calibration.json        per-sample forward / train-step costs on this machine
+    runs/<label>-s<seed>/   one Trainer run folder each (result.json, checkpoint.pt)
+    table.csv, table.md     the comparison table (see :mod:`thrifty.bench.table`)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from thrifty.bench.calibrate import calibrate
+from thrifty.bench.spec import BenchSpec, MethodRun, safe_name
+from thrifty.engine import Trainer, TrainingInterrupted
+from thrifty.engine.checkpoint import write_json
+
+
+def plan(spec: BenchSpec) -> list[tuple[MethodRun, int]]:
+    """Run order: for each seed, the baseline then every method (interleaved)."""
+    return [(run, seed) for seed in spec.seeds for run in spec.runs]
+
+
+def run_dir(spec: BenchSpec, run: MethodRun, seed: int) -> Path:
+    return Path(spec.out_dir) / "runs" / f"{safe_name(run.label)}-s{seed}"
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    f = path / "result.json"
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def _record_failure(folder: Path, run: MethodRun, seed: int, exc: BaseException) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = read_result(folder) or {}
+    write_json(folder / "result.json", {
+        **existing, "format": "thrifty-run/1", "status": "failed",
+        "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+        "bench": {"label": run.label, "seed": seed}})
+
+
+def run_bench(spec: BenchSpec, log: Callable[[str], None] = print,
+              trainer_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run (or continue) the benchmark; return ``{"results": {label: {seed: result}},
+    "calibration": ...}``.
+
+    Finished runs are skipped, interrupted runs resume from their checkpoint, failed runs
+    are retried. SIGINT/SIGTERM stop the benchmark after saving the current run's
+    checkpoint; the same command continues it.
+    """
+    out = Path(spec.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "spec.json", {"base": spec.base, "seeds": spec.seeds,
+                                   "runs": [vars(r) for r in spec.runs]})
+    cal_path = out / "calibration.json"
+    if cal_path.is_file():
+        calibration = json.loads(cal_path.read_text())
+    else:
+        log("calibrating per-sample forward and train-step costs ...")
+        calibration = calibrate(spec.config(spec.runs[0], spec.seeds[0]))
+        write_json(cal_path, calibration)
+    todo = plan(spec)
+    kwargs = trainer_kwargs or {}
+    for i, (run, seed) in enumerate(todo, 1):
+        folder = run_dir(spec, run, seed)
+        prev = read_result(folder)
+        status = prev["status"] if prev else None
+        if status == "finished":
+            log(f"[{i}/{len(todo)}] {run.label} seed {seed}: finished earlier, skipped")
+            continue
+        log(f"[{i}/{len(todo)}] {run.label} seed {seed}")
+        try:
+            if status in ("interrupted", "running") and (folder / "checkpoint.pt").is_file():
+                trainer = Trainer.resume(folder, **kwargs)
+            else:
+                if folder.exists():  # a failed or broken attempt: start it again
+                    shutil.rmtree(folder)
+                trainer = Trainer(spec.config(run, seed), **kwargs)
+            result = trainer.fit()
+            result["bench"] = {"label": run.label, "seed": seed}
+            write_json(folder / "result.json", result)
+        except (TrainingInterrupted, KeyboardInterrupt):
+            log("benchmark interrupted; run the same command again to continue")
+            raise
+        except Exception as exc:  # isolate the failure, keep going
+            log(f"  FAILED: {type(exc).__name__}: {exc}")
+            _record_failure(folder, run, seed, exc)
+    return collect(spec) | {"calibration": calibration}
+
+
+def collect(spec: BenchSpec) -> dict[str, Any]:
+    """Stored results by label and seed (``None`` for runs not finished)."""
+    results: dict[str, dict[int, dict[str, Any] | None]] = {}
+    for run in spec.runs:
+        results[run.label] = {}
+        for seed in spec.seeds:
+            r = read_result(run_dir(spec, run, seed))
+            results[run.label][seed] = r
+    return {"results": results}
+
+
+def summarize(spec: BenchSpec, calibration: dict[str, float] | None = None
+              ) -> list[dict[str, Any]]:
+    """Compute the comparison table from the stored results; write table.csv/table.md."""
+    from thrifty.bench.table import compute_rows, to_csv, to_markdown
+
+    out = Path(spec.out_dir)
+    if calibration is None and (out / "calibration.json").is_file():
+        calibration = json.loads((out / "calibration.json").read_text())
+    rows = compute_rows(collect(spec)["results"], calibration)
+    (out / "table.csv").write_text(to_csv(rows))
+    (out / "table.md").write_text(to_markdown(rows))
+    return rows

@@ -1,0 +1,122 @@
+"""The comparison table (seed 000 Table A1 plus the project's extras), as rows of numbers
+and as text, CSV and Markdown.
+
+Each method run is paired with the baseline of the same seed; ratios are computed per pair
+and then averaged over seeds (mean ± sample std).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from typing import Any
+
+from thrifty.bench.spec import BASELINE
+from thrifty.metrics import compare as m
+
+COLUMNS = [
+    ("label", "method"), ("seeds", "seeds"), ("acc", "acc %"), ("acc_std", "± "),
+    ("drop", "drop p.p."), ("drop_std", "± "), ("train_boost", "train boost"),
+    ("e2e_boost", "e2e boost"), ("boost_1pp", "boost@1pp"), ("boost_5pp", "boost@5pp"),
+    ("train_time", "train s"), ("prep_time", "prep s"), ("samples_trained", "trained"),
+    ("samples_forwarded", "sel. fwd"), ("optimizer_steps", "steps"),
+    ("ideal_boost", "ideal boost"), ("efficiency", "impl. eff."),
+    ("selection_overhead", "sel. overhead %"), ("test_q09", "test q0.9"),
+    ("test_worst", "test worst"),
+]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return math.nan, math.nan
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def _boost_cell(values: list[float | None]) -> Any:
+    reached = [v for v in values if v is not None]
+    if not values:
+        return math.nan
+    if len(reached) < len(values):
+        return f"never ({len(values) - len(reached)}/{len(values)})"
+    return statistics.fmean(reached)
+
+
+def compute_rows(results: dict[str, dict[int, dict | None]],
+                 calibration: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """One row per label. ``results[label][seed]`` are run results (unfinished skipped)."""
+    base_runs = {s: r for s, r in results.get(BASELINE, {}).items()
+                 if r and r.get("status") == "finished"}
+    rows = []
+    for label, by_seed in results.items():
+        pairs = [(s, r, base_runs.get(s)) for s, r in sorted(by_seed.items())
+                 if r and r.get("status") == "finished"]
+        if not pairs:
+            rows.append({"label": label, "seeds": 0})
+            continue
+        runs = [r for _, r in [(s, r) for s, r, _ in pairs]]
+        paired = [(r, b) for _, r, b in pairs if b is not None]
+        acc, acc_std = _mean_std([100 * m.final_accuracy(r) for r in runs])
+        drop, drop_std = _mean_std([m.accuracy_drop(b, r) for r, b in paired])
+        row: dict[str, Any] = {
+            "label": label, "seeds": len(runs), "acc": acc, "acc_std": acc_std,
+            "drop": drop, "drop_std": drop_std,
+            "train_boost": _mean_std([m.train_boost(b, r) for r, b in paired])[0],
+            "e2e_boost": _mean_std([m.end_to_end_boost(b, r) for r, b in paired])[0],
+            "boost_1pp": _boost_cell([m.boost_to_target(b, r, 1.0) for r, b in paired]),
+            "boost_5pp": _boost_cell([m.boost_to_target(b, r, 5.0) for r, b in paired]),
+            "train_time": _mean_std([m.train_time(r) for r in runs])[0],
+            "prep_time": _mean_std([r["final"].get("prep_time", 0.0) for r in runs])[0],
+            "selection_overhead": 100 * _mean_std([m.selection_overhead(r) for r in runs])[0],
+            "test_q09": _mean_std([r["final"]["test_loss"]["q0.9"] for r in runs])[0],
+            "test_worst": _mean_std([r["final"]["test_loss"]["worst"] for r in runs])[0],
+        }
+        for key in ("samples_trained", "samples_forwarded", "optimizer_steps"):
+            row[key] = statistics.fmean(m.work_counts(r)[key] for r in runs)
+        if calibration and paired:
+            f, t = calibration["forward_cost"], calibration["train_cost"]
+            row["ideal_boost"] = _mean_std([m.ideal_boost(b, r, f, t) for r, b in paired])[0]
+            row["efficiency"] = _mean_std(
+                [m.implementation_efficiency(b, r, f, t) for r, b in paired])[0]
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: Any, key: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if key in ("samples_trained", "samples_forwarded", "optimizer_steps", "seeds"):
+        return f"{value:,.0f}"
+    if key in ("acc", "acc_std", "drop", "drop_std", "train_time", "prep_time",
+               "selection_overhead"):
+        return f"{value:.2f}"
+    return f"{value:.3f}" if key.startswith("test_") else f"{value:.2f}"
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    head = "| " + " | ".join(h for _, h in COLUMNS) + " |"
+    sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
+    body = ["| " + " | ".join(_fmt(r.get(k), k) for k, _ in COLUMNS) + " |" for r in rows]
+    return "\n".join([head, sep, *body]) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=[k for k, _ in COLUMNS], extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k, _ in COLUMNS})
+    return buf.getvalue()
+
+
+def to_text(rows: list[dict[str, Any]]) -> str:
+    cells = [[h for _, h in COLUMNS]] + [[_fmt(r.get(k), k) for k, _ in COLUMNS] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))) for row in cells)

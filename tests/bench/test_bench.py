@@ -1,0 +1,112 @@
+import json
+
+import pytest
+
+from thrifty.bench import (
+    BASELINE,
+    compute_rows,
+    load_bench_spec,
+    parse_method_string,
+    plan,
+    run_bench,
+    to_markdown,
+)
+from thrifty.bench.runner import summarize
+from thrifty.cli import main
+
+
+def spec_for(tmp_path, methods, seeds=(0, 1), **base):
+    return load_bench_spec(overrides={"workload": "digits-mlp", "epochs": 2,
+                                      "progress": False, **base},
+                           seeds=list(seeds), methods=methods, out_dir=str(tmp_path / "b"))
+
+
+def test_method_strings():
+    r = parse_method_string("rpc+adonis rpc.alpha=0.8 theta=0.1")
+    assert r.method == ["rpc", "adonis"] and r.method_args == {"rpc.alpha": 0.8, "theta": 0.1}
+    assert parse_method_string("easy:rpc alpha=0.5").label == "easy"
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_method_string("rpc alpha")
+
+
+def test_plan_interleaves_seeds_with_baseline_first(tmp_path):
+    spec = spec_for(tmp_path, ["rpc alpha=0.5", "rpd alpha=0.5"])
+    order = [(r.label, s) for r, s in plan(spec)]
+    assert order == [(BASELINE, 0), ("rpc alpha=0.5", 0), ("rpd alpha=0.5", 0),
+                     (BASELINE, 1), ("rpc alpha=0.5", 1), ("rpd alpha=0.5", 1)]
+    with pytest.raises(ValueError, match="duplicate"):
+        spec_for(tmp_path, ["rpc", "rpc"])
+
+
+def test_failing_run_is_isolated_and_finished_runs_are_skipped(tmp_path):
+    spec = spec_for(tmp_path, ["rpc alpha=0.5", "bad:rpc alpha=7"], seeds=[0])
+    logs: list[str] = []
+    out = run_bench(spec, log=logs.append, trainer_kwargs={"log": lambda s: None})
+    res = out["results"]
+    assert res[BASELINE][0]["status"] == "finished"
+    assert res["rpc alpha=0.5"][0]["status"] == "finished"
+    assert res["bad"][0]["status"] == "failed" and "alpha" in res["bad"][0]["error"]
+    stamp = (tmp_path / "b" / "runs" / "baseline-s0" / "result.json").stat().st_mtime_ns
+    logs.clear()
+    run_bench(spec, log=logs.append, trainer_kwargs={"log": lambda s: None})
+    assert sum("skipped" in line for line in logs) == 2  # baseline and rpc
+    assert any("bad seed 0" in line for line in logs)  # the failed one is retried
+    assert (tmp_path / "b" / "runs" / "baseline-s0" / "result.json").stat().st_mtime_ns == stamp
+    rows = summarize(spec)
+    assert [r["label"] for r in rows] == [BASELINE, "rpc alpha=0.5", "bad"]
+    assert rows[2]["seeds"] == 0
+    assert (tmp_path / "b" / "table.md").read_text().startswith("| method")
+
+
+def test_interrupted_run_is_resumed(tmp_path):
+    spec = spec_for(tmp_path, [], seeds=[0])
+    from thrifty.engine import TrainingInterrupted
+
+    with pytest.raises(TrainingInterrupted):
+        run_bench(spec, log=lambda s: None, trainer_kwargs={
+            "log": lambda s: None, "on_batch_end": lambda t: t.request_stop()})
+    folder = tmp_path / "b" / "runs" / "baseline-s0"
+    assert json.loads((folder / "result.json").read_text())["status"] == "interrupted"
+    logs: list[str] = []
+    out = run_bench(spec, log=logs.append, trainer_kwargs={"log": logs.append})
+    assert out["results"][BASELINE][0]["status"] == "finished"
+    assert any("resuming" in line for line in logs)
+
+
+def fake(accs, times, trained, forwarded=0):
+    epochs = [{"test_accuracy": a, "train_time": t, "samples_trained": trained,
+               "samples_forwarded": forwarded, "samples_loaded": trained, "optimizer_steps": 2,
+               "time": {"selection_logic": 0.0}} for a, t in zip(accs, times)]
+    return {"status": "finished", "epochs": epochs,
+            "final": {"prep_time": 1.0, "test_loss": {"q0.9": 0.5, "worst": 3.0}}}
+
+
+def test_table_arithmetic_by_hand():
+    results = {
+        BASELINE: {0: fake([0.80, 0.90], [10, 10], 100), 1: fake([0.82, 0.92], [10, 10], 100)},
+        "m": {0: fake([0.86, 0.88], [5, 5], 50, 100), 1: fake([0.80, 0.86], [4, 6], 50, 100)},
+    }
+    rows = compute_rows(results, {"forward_cost": 1.0, "train_cost": 2.0})
+    base, meth = rows
+    assert base["train_boost"] == pytest.approx(1.0) and base["drop"] == pytest.approx(0.0)
+    assert meth["acc"] == pytest.approx(87.0) and meth["drop"] == pytest.approx(4.0)
+    assert meth["drop_std"] == pytest.approx(2.8284271, rel=1e-6)  # drops 2 and 6 p.p.
+    assert meth["train_boost"] == pytest.approx(2.0)
+    assert meth["e2e_boost"] == pytest.approx(20 / 11)
+    # 1 p.p. targets 0.89 / 0.91: never reached by either seed
+    assert meth["boost_1pp"] == "never (2/2)"
+    # 5 p.p. targets 0.85 / 0.87: seed 0 at 5 s vs 20 s -> 4; seed 1 never
+    assert meth["boost_5pp"] == "never (1/2)"
+    ideal = (200 * 2) / (200 * 1 + 100 * 2)
+    assert meth["ideal_boost"] == pytest.approx(ideal)
+    assert meth["efficiency"] == pytest.approx(2.0 / ideal)
+    assert "never (2/2)" in to_markdown(rows)
+
+
+def test_bench_cli_prints_table(tmp_path, capsys):
+    rc = main(["bench", "--workload", "digits-mlp", "--epochs", "1", "--seeds", "0",
+               "--method", "rpc alpha=0.5", "--out", str(tmp_path / "b"), "--no-progress"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "train boost" in out and "rpc alpha=0.5" in out
+    assert (tmp_path / "b" / "table.csv").read_text().count("\n") == 3
