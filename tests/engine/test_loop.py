@@ -108,6 +108,8 @@ def test_reducer_by_name_in_config(tiny_config, digits):
     assert result["dataset"]["pool_size"] == math.ceil(0.5 * len(digits[0]))
     assert result["epochs"][0]["samples_trained"] == result["dataset"]["pool_size"]
     assert result["methods"]["reducer"] == "rpd"
+    saved = torch.load(f"{result['run_dir']}/subset.pt", weights_only=True)
+    assert saved["seed"] == cfg.seed and len(saved["indices"]) == result["dataset"]["pool_size"]
 
 
 def test_selector_that_selects_nothing_is_an_error(tiny_config, digits):

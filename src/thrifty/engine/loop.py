@@ -448,6 +448,10 @@ class Trainer:
             self.reducer.fit(self.labels, seed=cfg.seed, dataset=self.train_data)
             self.prep_time = time.perf_counter() - t0
             pool = self.reducer.indices_
+            if self.reducer.name != "full":  # the kept indices travel with the run
+                save_checkpoint(self.run_dir / "subset.pt",
+                                {"reducer": self.reducer.name, "seed": cfg.seed,
+                                 "indices": pool, "train_size": len(self.labels)})
         else:
             self.reducer.load_state_dict(self._resume_state["reducer"])
             pool = self.reducer.indices_
