@@ -74,13 +74,18 @@ class Reducer(StatefulMixin):
     """Offline reduction: fit once on the training set, keep ``indices_``.
 
     Subclasses implement :meth:`fit`, which must set ``indices_`` (a sorted CPU long tensor
-    of kept dataset indices) and return ``self``.
+    of kept dataset indices) and return ``self``. ``fit`` receives the labels of the whole
+    training set, the run's seed, the training dataset and, inside the engine, the
+    :class:`~thrifty.engine.loop.Trainer` itself (``trainer``: its ``config``, ``model``,
+    ``device``, ``train_data``, ``test_data``), e.g. to embed with a warm-up snapshot of the
+    model being trained. Outside the engine ``trainer`` is ``None``.
     """
 
     name = "full"
     _state_attrs = ("indices_",)
 
-    def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset: Any = None) -> Reducer:
+    def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset: Any = None,
+            trainer: Any = None) -> Reducer:
         """Keep every sample (the pass-through default)."""
         self.indices_ = torch.arange(len(labels))
         return self

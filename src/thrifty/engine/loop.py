@@ -445,7 +445,7 @@ class Trainer:
         start_epoch, position, order, stats = 0, None, None, None
         if self._resume_state is None:
             t0 = time.perf_counter()
-            self.reducer.fit(self.labels, seed=cfg.seed, dataset=self.train_data)
+            self.reducer.fit(self.labels, seed=cfg.seed, dataset=self.train_data, trainer=self)
             self.prep_time = time.perf_counter() - t0
             pool = self.reducer.indices_
             if self.reducer.name != "full":  # the kept indices travel with the run

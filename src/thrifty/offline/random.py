@@ -62,7 +62,7 @@ class RPC(Reducer):
         self.alpha = _check_alpha(alpha)
         self.seed = seed
 
-    def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset=None) -> RPC:
+    def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset=None, trainer=None) -> RPC:
         self.indices_ = random_per_class(labels, self.alpha, seed if self.seed is None
                                          else self.seed)
         return self
@@ -83,7 +83,7 @@ class RPD(Reducer):
         self.alpha = _check_alpha(alpha)
         self.seed = seed
 
-    def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset=None) -> RPD:
+    def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset=None, trainer=None) -> RPD:
         self.indices_ = random_per_dataset(len(labels), self.alpha,
                                            seed if self.seed is None else self.seed)
         return self
