@@ -110,3 +110,44 @@ def test_bench_cli_prints_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "train boost" in out and "rpc alpha=0.5" in out
     assert (tmp_path / "b" / "table.csv").read_text().count("\n") == 3
+
+
+def test_grid_expansion_and_baseline_twins(tmp_path):
+    f = tmp_path / "grid.yaml"
+    f.write_text(
+        "workload: digits-mlp\nepochs: 1\nseeds: [0, 1]\n"
+        "grid:\n"
+        "  - method: rpc\n    args: {alpha: [0.5, 0.8]}\n    options: {batch_size: [32, 64]}\n")
+    spec = load_bench_spec(f)
+    labels = [r.label for r in spec.runs]
+    assert labels == [
+        "batch_size=32 | baseline", "batch_size=32 | rpc alpha=0.5",
+        "batch_size=32 | rpc alpha=0.8",
+        "batch_size=64 | baseline", "batch_size=64 | rpc alpha=0.5",
+        "batch_size=64 | rpc alpha=0.8"]
+    pairs = spec.baseline_of()
+    assert pairs["batch_size=64 | rpc alpha=0.8"] == "batch_size=64 | baseline"
+    cfg = spec.config(spec.runs[2], seed=1)
+    assert cfg.batch_size == 32 and cfg.method_args == {"alpha": 0.8} and cfg.seed == 1
+    twin = spec.config(spec.runs[3], 0)
+    assert twin.batch_size == 64 and twin.method == []
+    assert len(plan(spec)) == 12
+    with pytest.raises(ValueError, match="grid entries take"):
+        from thrifty.bench.spec import expand_grid
+
+        expand_grid({"method": "rpc", "alpha": [1]})
+
+
+def test_grid_pairs_with_own_baseline():
+    results = {
+        "g=1 | baseline": {0: fake([0.9], [10], 100)},
+        "g=1 | m": {0: fake([0.9], [5], 50)},
+        "g=2 | baseline": {0: fake([0.8], [20], 100)},
+        "g=2 | m": {0: fake([0.7], [5], 50)},
+    }
+    base = {"g=1 | m": "g=1 | baseline", "g=2 | m": "g=2 | baseline",
+            "g=1 | baseline": "g=1 | baseline", "g=2 | baseline": "g=2 | baseline"}
+    rows = {r["label"]: r for r in compute_rows(results, None, base)}
+    assert rows["g=1 | m"]["train_boost"] == pytest.approx(2.0)
+    assert rows["g=2 | m"]["train_boost"] == pytest.approx(4.0)
+    assert rows["g=2 | m"]["drop"] == pytest.approx(10.0)

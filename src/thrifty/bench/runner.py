@@ -63,7 +63,8 @@ def run_bench(spec: BenchSpec, log: Callable[[str], None] = print,
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "spec.json", {"base": spec.base, "seeds": spec.seeds,
-                                   "runs": [vars(r) for r in spec.runs]})
+                                   "runs": [vars(r) for r in spec.runs],
+                                   "baseline_of": spec.baseline_of()})
     cal_path = out / "calibration.json"
     if cal_path.is_file():
         calibration = json.loads(cal_path.read_text())
@@ -119,7 +120,7 @@ def summarize(spec: BenchSpec, calibration: dict[str, float] | None = None
     out = Path(spec.out_dir)
     if calibration is None and (out / "calibration.json").is_file():
         calibration = json.loads((out / "calibration.json").read_text())
-    rows = compute_rows(collect(spec)["results"], calibration)
+    rows = compute_rows(collect(spec)["results"], calibration, spec.baseline_of())
     (out / "table.csv").write_text(to_csv(rows))
     (out / "table.md").write_text(to_markdown(rows))
     return rows

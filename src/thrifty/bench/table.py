@@ -45,12 +45,16 @@ def _boost_cell(values: list[float | None]) -> Any:
 
 
 def compute_rows(results: dict[str, dict[int, dict | None]],
-                 calibration: dict[str, float] | None = None) -> list[dict[str, Any]]:
-    """One row per label. ``results[label][seed]`` are run results (unfinished skipped)."""
-    base_runs = {s: r for s, r in results.get(BASELINE, {}).items()
-                 if r and r.get("status") == "finished"}
+                 calibration: dict[str, float] | None = None,
+                 baseline_of: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per label. ``results[label][seed]`` are run results (unfinished skipped);
+    ``baseline_of[label]`` names the paired baseline (default ``"baseline"``)."""
+    baseline_of = baseline_of or {}
     rows = []
     for label, by_seed in results.items():
+        base_label = baseline_of.get(label, BASELINE)
+        base_runs = {s: r for s, r in results.get(base_label, {}).items()
+                     if r and r.get("status") == "finished"}
         pairs = [(s, r, base_runs.get(s)) for s, r in sorted(by_seed.items())
                  if r and r.get("status") == "finished"]
         if not pairs:
