@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("methods", help="list the data-reduction methods and where they act")
 
+    report = sub.add_parser("report", help="write an HTML and Markdown report with plots for "
+                            "a benchmark folder")
+    report.add_argument("results_dir", metavar="RESULTS_DIR", help="the --out folder of "
+                        "`thrifty bench`")
+    report.add_argument("--out", metavar="DIR", help="where to write report.html/report.md "
+                        "(default: RESULTS_DIR)")
+
     bench = sub.add_parser(
         "bench", help="compare methods against paired baselines; print and save the table",
         description="Run every method and its baseline for every seed (interleaved), store "
@@ -160,6 +167,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from thrifty.bench.report import write_report
+
+    paths = write_report(args.results_dir, args.out)
+    print(f"report: {paths['html']} and {paths['markdown']}")
+    return 0
+
+
 def _cmd_methods() -> int:
     from thrifty.methods import available_methods
 
@@ -191,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_methods()
         if args.command == "bench":
             return _cmd_bench(args)
+        if args.command == "report":
+            return _cmd_report(args)
         return _cmd_demo(args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"thrifty: error: {exc}", file=sys.stderr)
