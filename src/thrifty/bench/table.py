@@ -23,7 +23,8 @@ COLUMNS = [
     ("train_time", "train s"), ("prep_time", "prep s"), ("samples_trained", "trained"),
     ("samples_forwarded", "sel. fwd"), ("optimizer_steps", "steps"),
     ("ideal_boost", "ideal boost"), ("efficiency", "impl. eff."),
-    ("selection_overhead", "sel. overhead %"), ("test_q09", "test q0.9"),
+    ("selection_overhead", "sel. overhead %"), ("energy_j", "energy J"),
+    ("energy_gain", "energy gain %"), ("energy_source", "energy"), ("test_q09", "test q0.9"),
     ("test_worst", "test worst"),
 ]
 
@@ -77,6 +78,7 @@ def compute_rows(results: dict[str, dict[int, dict | None]],
             "test_q09": _mean_std([r["final"]["test_loss"]["q0.9"] for r in runs])[0],
             "test_worst": _mean_std([r["final"]["test_loss"]["worst"] for r in runs])[0],
         }
+        row.update(_energy(runs, paired))
         for key in ("samples_trained", "samples_forwarded", "optimizer_steps"):
             row[key] = statistics.fmean(m.work_counts(r)[key] for r in runs)
         if calibration and paired:
@@ -88,6 +90,23 @@ def compute_rows(results: dict[str, dict[int, dict | None]],
     return rows
 
 
+def _energy(runs: list[dict], paired: list[tuple[dict, dict]]) -> dict[str, Any]:
+    """Energy, energy gain vs the paired baseline, and whether measured or estimated.
+    A gain is only computed between runs whose energy comes from the same source."""
+    sources = {(r.get("energy") or {}).get("source") for r in runs}
+    if None in sources or len(sources) != 1:
+        return {"energy_j": math.nan, "energy_gain": math.nan, "energy_source": "–"}
+    source = sources.pop()
+    same = [(r, b) for r, b in paired if (b.get("energy") or {}).get("source") == source
+            and b["final"].get("energy_j")]
+    return {
+        "energy_j": _mean_std([r["final"].get("energy_j", math.nan) for r in runs])[0],
+        "energy_gain": _mean_std([100 * (1 - r["final"]["energy_j"] / b["final"]["energy_j"])
+                                  for r, b in same])[0],
+        "energy_source": "measured" if runs[0]["energy"]["measured"] else "estimated",
+    }
+
+
 def _fmt(value: Any, key: str) -> str:
     if value is None:
         return ""
@@ -97,8 +116,10 @@ def _fmt(value: Any, key: str) -> str:
         return "–"
     if key in ("samples_trained", "samples_forwarded", "optimizer_steps", "seeds"):
         return f"{value:,.0f}"
+    if key == "energy_j":
+        return f"{value:,.0f}"
     if key in ("acc", "acc_std", "drop", "drop_std", "train_time", "prep_time",
-               "selection_overhead"):
+               "selection_overhead", "energy_gain"):
         return f"{value:.2f}"
     return f"{value:.3f}" if key.startswith("test_") else f"{value:.2f}"
 

@@ -33,6 +33,7 @@ class EpochStats:
     train_loss_stats: dict[str, float] = field(default_factory=dict)
     loss_ratios: dict[str, float] = field(default_factory=dict)
     method: dict[str, Any] = field(default_factory=dict)
+    energy_j: float = 0.0  # training energy of the epoch (see the run's energy source)
     _loss_sum: float = 0.0
 
     @property

@@ -66,6 +66,8 @@ class RunConfig:
     run_name: str | None = _f(None, "name of the run folder (default: derived from the config)")
     num_workers: int = _f(0, "DataLoader workers for on-disk datasets")
     progress: bool = _f(True, "show a progress bar per epoch")
+    energy: str = _f("auto", "energy counter: auto (NVML on CUDA, else RAPL, else a labelled "
+                             "estimate), rapl, nvml, estimate, off")
 
     def validate(self) -> RunConfig:
         """Check ranges; raise ``ValueError`` naming the field and the fix."""

@@ -53,6 +53,7 @@ from thrifty.engine.optim import build_optimizer, build_scheduler
 from thrifty.engine.packing import Packer
 from thrifty.engine.record import SampleRecord
 from thrifty.metrics import loss_ratios, loss_statistics
+from thrifty.metrics.energy import make_energy_meter
 from thrifty.models import create_model
 
 RESULT_FORMAT = "thrifty-run/1"
@@ -189,6 +190,7 @@ class Trainer:
                                 generator=self.method_generator, score=self.score,
                                 num_classes=self.num_classes, labels=self.labels)
         self.timer = PhaseTimer(self.device)
+        self.energy_meter = make_energy_meter(cfg.energy, self.device.type)
         self.history: list[dict[str, Any]] = []
         self.run_dir = Path(cfg.out_dir) / (cfg.run_name or cfg.default_run_name())
         self.result: dict[str, Any] = {}
@@ -419,6 +421,7 @@ class Trainer:
                 "samples_forwarded": sum(e["samples_forwarded"] for e in epochs),
                 "samples_trained": sum(e["samples_trained"] for e in epochs),
                 "optimizer_steps": sum(e["optimizer_steps"] for e in epochs),
+                "energy_j": sum(e.get("energy_j", 0.0) for e in epochs),
                 "test_loss": last["test_loss"], "train_loss_stats": last["train_loss_stats"],
                 "loss_ratios": last["loss_ratios"],
             }
@@ -431,6 +434,9 @@ class Trainer:
                         "pool_size": len(self.sampler.pool)},
             "methods": {"reducer": self.reducer.name, "sampler": self.sampler.name,
                         "selector": self.selector.name},
+            "energy": None if self.energy_meter is None else {
+                "source": self.energy_meter.source, "measured": self.energy_meter.measured,
+                "description": self.energy_meter.describe()},
             "epochs": epochs, "final": final,
             "checkpoint": str(self.run_dir / "checkpoint.pt"),
         }
@@ -501,6 +507,7 @@ class Trainer:
                 raise SelectionError(f"sampler {self.sampler.name!r} selected no samples for "
                                      f"epoch {epoch + 1}; check its ratio")
         position = position or 0
+        energy0 = self.energy_meter.read() if self.energy_meter else 0.0
         bs = cfg.batch_size
         total = math.ceil(len(order) / bs)
         bar = tqdm(total=total, initial=position, desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -522,10 +529,14 @@ class Trainer:
                 if self.on_batch_end is not None:
                     self.on_batch_end(self)
                 if self._stop_signal is not None or self._stop_requested:
+                    if self.energy_meter:
+                        stats.energy_j += self.energy_meter.read() - energy0
                     path = self._save(epoch, position, order, stats)
                     raise TrainingInterrupted(self._stop_signal, path)
             for tb in self.packer.end_epoch():
                 self._train_step(tb, stats)
+        if self.energy_meter:
+            stats.energy_j += self.energy_meter.read() - energy0
         if stats.samples_trained == 0 and not self.selector.identity:
             raise SelectionError(
                 f"selector {self.selector.name!r} chose no sample in epoch {epoch + 1} "
