@@ -226,3 +226,22 @@ def test_loss_weights_from_sampler_scale_the_loss(tiny_config, digits):
     trainer.fit()
     after = _weights(trainer.model)
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_forward_batches_larger_than_training_batches(tiny_config, digits):
+    cfg = tiny_config(epochs=1, batch_size=32, forward_batch_size=128)
+    sel = AboveMedian()
+    result = Trainer(cfg, train=digits[0], test=digits[1], selector=sel, log=lambda s: None).fit()
+    n = len(digits[0])
+    assert sel.calls == math.ceil(n / 128)  # one selection per forward batch of 128
+    e = result["epochs"][0]
+    assert e["optimizer_steps"] == math.ceil(e["samples_trained"] / 32)
+
+
+def test_selector_may_allow_empty_epochs(tiny_config, digits):
+    class Starved(Nothing):
+        allow_empty_epoch = True
+
+    result = Trainer(tiny_config(epochs=1), train=digits[0], test=digits[1], selector=Starved(),
+                     log=lambda s: None).fit()
+    assert result["epochs"][0]["samples_trained"] == 0

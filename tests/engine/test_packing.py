@@ -52,3 +52,10 @@ def test_bad_rules():
         PackingRule(end_of_epoch="later")
     with pytest.raises(ValueError, match="positive"):
         Packer(0)
+
+
+def test_immediate_trains_each_contribution_at_its_size():
+    p = Packer(4, PackingRule(immediate=True))
+    assert [b.idx.tolist() for b in p.add(chunk(0, 3))] == [[0, 1, 2]]
+    assert p.add(chunk(3, 0)) == [] and p.count == 0
+    assert [b.idx.tolist() for b in p.add(chunk(3, 9))] == [list(range(3, 12))]

@@ -41,6 +41,8 @@ class RunConfig:
     weights: str | None = _f(None, "path of a state dict to initialise the model from")
     epochs: int = _f(10, "training epochs")
     batch_size: int = _f(128, "training batch size (rho)")
+    forward_batch_size: int | None = _f(None, "size of the forward (raw) batches a selector "
+                                              "chooses from (default: batch_size)")
     eval_batch_size: int = _f(1024, "batch size of evaluation and selection forward passes")
     optimizer: str = _f("sgd", "optimizer: sgd or adamw")
     lr: float = _f(0.05, "learning rate")
@@ -75,6 +77,8 @@ class RunConfig:
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
             (self.eval_batch_size >= 1, "eval_batch_size must be at least 1"),
+            (self.forward_batch_size is None or self.forward_batch_size >= 1,
+             "forward_batch_size must be at least 1"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (self.amp in ("off", "auto", "bf16", "fp16"),
              f"amp must be off, auto, bf16 or fp16, got {self.amp!r}"),

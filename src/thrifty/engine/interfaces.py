@@ -153,12 +153,15 @@ class PackingRule:
         end_of_epoch: ``"flush"`` trains on a partial batch at the end of the epoch,
             ``"carry"`` keeps it for the next epoch, ``"drop"`` discards it. Default
             ``"flush"``.
+        immediate: train at once on whatever one forward batch contributed, at any size
+            (no packing; ASSIST's "unstable batch size"). Default ``False``.
     """
 
     strict: bool = False
     overflow: str = "carry"
     repeat: bool = True
     end_of_epoch: str = "flush"
+    immediate: bool = False
 
     def __post_init__(self) -> None:
         if self.overflow not in ("carry", "discard"):
@@ -198,6 +201,9 @@ class BatchSelector(StatefulMixin):
     name = "all"
     identity = True
     packing = PackingRule()
+    # True only for methods that may legitimately train nothing in an epoch and report it
+    # themselves (e.g. ASSIST starvation with fallback "skip"); otherwise the engine raises.
+    allow_empty_epoch = False
 
     def setup(self, ctx: TrainContext) -> None:
         """Called once before training."""

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -508,7 +509,8 @@ class Trainer:
                                      f"epoch {epoch + 1}; check its ratio")
         position = position or 0
         energy0 = self.energy_meter.read() if self.energy_meter else 0.0
-        bs = cfg.batch_size
+        # forward ("raw") batches may be larger than training batches when a selector packs
+        bs = cfg.forward_batch_size or cfg.batch_size
         total = math.ceil(len(order) / bs)
         bar = tqdm(total=total, initial=position, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not cfg.progress, leave=False, dynamic_ncols=True)
@@ -537,13 +539,18 @@ class Trainer:
                 self._train_step(tb, stats)
         if self.energy_meter:
             stats.energy_j += self.energy_meter.read() - energy0
-        if stats.samples_trained == 0 and not self.selector.identity:
+        if stats.samples_trained == 0 and not self.selector.identity \
+                and not self.selector.allow_empty_epoch:
             raise SelectionError(
                 f"selector {self.selector.name!r} chose no sample in epoch {epoch + 1} "
                 f"({stats.samples_loaded} loaded): training would silently do nothing. "
                 "Loosen its threshold or ratio.")
         stats.lr = self.optimizer.param_groups[0]["lr"]
-        self.scheduler.step()
+        with warnings.catch_warnings():
+            # an epoch without optimizer steps (a starved selector) still advances the
+            # per-epoch schedule; PyTorch's order warning does not apply to that
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
         stats.train_loss = stats._loss_sum / max(stats.samples_trained, 1)
         stats.method = {**self.sampler.epoch_diagnostics(), **self.selector.epoch_diagnostics(),
                         "overflow_discarded": self.packer.discarded}

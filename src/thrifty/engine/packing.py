@@ -41,6 +41,12 @@ class Packer:
         if len(batch.idx):
             self._parts.append(batch)
             self.count += len(batch.idx)
+        if self.rule.immediate:
+            if not self.count:
+                return []
+            merged = self._merge()
+            self._parts, self.count = [], 0
+            return [merged]
         out: list[Batch] = []
         while self._ready():
             merged = self._merge()
