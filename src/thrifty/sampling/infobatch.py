@@ -1,0 +1,104 @@
+"""InfoBatch (Qin et al., ICLR 2024): unbiased dynamic pruning of well-learned samples."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from thrifty.engine.interfaces import EpochSampler, TrainContext
+from thrifty.methods import register_method
+from thrifty.sampling.base import draw_generator
+
+
+def anneal_start(epochs: int, delta: float) -> int:
+    """First 0-based epoch trained on full data: ``floor(delta * epochs)`` (float noise
+    ignored). Epochs ``0 .. anneal_start - 1`` may be pruned."""
+    return math.floor(round(delta * epochs, 9))
+
+
+@register_method("infobatch", "sampler",
+                 "prune a random share r of below-mean-loss samples, reweight by 1/(1-r)")
+class InfoBatch(EpochSampler):
+    """InfoBatch: each epoch, drop a random share of the well-learned samples, rescale the rest.
+
+    Qin et al., "InfoBatch: Lossless Training Speed Up by Unbiased Dynamic Data Pruning",
+    ICLR 2024 (arXiv:2303.04947). A sample's score is its most recent training loss, read from
+    the engine's :class:`~thrifty.engine.record.SampleRecord` (no extra forward pass). At the
+    start of each epoch, the *well-learned* samples are those whose score is below the mean
+    score of the pool; a random share r of them is not loaded this epoch, and the kept
+    well-learned samples get loss weight ``1 / (1 - r)`` so that the expected gradient is
+    unchanged. The last ``1 - delta`` share of the epochs trains on the full pool with weight 1
+    (annealing).
+
+    Args:
+        prune_ratio: r, the share of the well-learned samples dropped each epoch, in [0, 1).
+            Default 0.5 (the paper's default).
+        delta: share of the epochs in which pruning may happen, in [0, 1]. Default 0.875 (the
+            paper's default).
+
+    Decisions:
+
+    - Never-seen samples (no loss in the record yet) count as high: they are never
+      well-learned and do not enter the mean, so every sample is trained on before it can be
+      pruned (epoch 0 loads the full pool).
+    - The record holds the latest loss of any forward pass; without a batch selector that
+      forwards samples it is the latest training loss (raw, before the loss weight).
+    - Of ``n`` well-learned samples, ``floor((1 - r) * n)`` are kept, drawn uniformly without
+      replacement with a generator seeded by (run seed, epoch). (The public code draws with
+      replacement, which keeps duplicates and fewer distinct samples.)
+    - Annealing: epochs ``t >= floor(delta * epochs)`` (0-based) load the full pool, i.e. at
+      least the last ``(1 - delta) * epochs`` epochs.
+    - Pruning happens in the sampler, so pruned samples are not loaded; nothing of PyTorch is
+      patched. The learning-rate schedule steps per epoch, so fewer steps do not shift it.
+    """
+
+    name = "infobatch"
+    weighted = True
+    _state_attrs = ("active", "weights", "diag")
+
+    def __init__(self, prune_ratio: float = 0.5, delta: float = 0.875) -> None:
+        super().__init__()
+        if not (isinstance(prune_ratio, (int, float)) and 0 <= prune_ratio < 1):
+            raise ValueError(f"prune_ratio (r) must be in [0, 1): the kept well-learned samples "
+                             f"are weighted 1/(1-r); got {prune_ratio!r}. 0.5 is the paper's "
+                             "default")
+        if not (isinstance(delta, (int, float)) and 0 <= delta <= 1):
+            raise ValueError(f"delta (share of epochs with pruning) must be in [0, 1], got "
+                             f"{delta!r}; 0.875 is the paper's default, 0 disables pruning")
+        self.prune_ratio = float(prune_ratio)
+        self.delta = float(delta)
+        self.weights = torch.ones(0)
+        self.diag: dict[str, float] = {}
+
+    def setup(self, pool: torch.Tensor, ctx: TrainContext) -> None:
+        super().setup(pool, ctx)
+        self.weights = torch.ones(len(ctx.labels))
+
+    def begin_epoch(self, ctx: TrainContext) -> None:
+        self.weights.fill_(1.0)
+        self.active = self.pool
+        annealing = ctx.epoch >= anneal_start(ctx.epochs, self.delta)
+        self.diag = {"annealing": float(annealing), "well_learned": 0.0, "pruned": 0.0}
+        scores = ctx.record.loss[self.pool]
+        seen = ~torch.isnan(scores)
+        if not annealing and seen.any():
+            threshold = scores[seen].mean()
+            well = seen & (scores < threshold)
+            learned = self.pool[well]
+            keep = math.floor(round((1 - self.prune_ratio) * len(learned), 9))
+            g = draw_generator(self.seed, ctx.epoch, self.name)
+            kept = learned[torch.randperm(len(learned), generator=g)[:keep]]
+            self.weights[kept] = 1 / (1 - self.prune_ratio)
+            self.active = torch.cat([self.pool[~well], kept]).sort().values
+            self.diag.update(well_learned=float(len(learned)),
+                             pruned=float(len(learned) - keep), threshold=float(threshold))
+        self.diag["kept_share"] = len(self.active) / len(self.pool)
+
+    def loss_weights(self, idx: torch.Tensor) -> torch.Tensor:
+        """``1 / (1 - r)`` for the kept well-learned samples of this epoch, 1 for the others."""
+        return self.weights[idx]
+
+    def epoch_diagnostics(self) -> dict[str, float]:
+        diag, self.diag = self.diag, {}
+        return diag

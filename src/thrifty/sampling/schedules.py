@@ -1,0 +1,271 @@
+"""Ratio schedules: which share of the pool a per-epoch sampler loads at each epoch.
+
+Seed 002 (Boumendil et al., ICTAI 2023) replaces the fixed selectivity ratio S by a decreasing
+one, ``S_t = S_0 * exp(-alpha * floor(t / R))``, changed only when the subset is renewed (every
+R epochs), with alpha given directly or chosen from a target final ratio S_N or a target mean.
+:class:`RatioSchedule` offers that exponential shape and four others (constant, linear, cosine,
+step) to every method that has a ratio.
+
+Epoch indexing (the convention of this module)
+----------------------------------------------
+Epochs are 0-based, ``t = 0 .. N-1`` (the engine's ``ctx.epoch``). Renewal ``k = floor(t / R)``
+happens at the epochs ``t = k * R`` -- the first one at ``t = 0`` -- and its ratio holds for the
+R epochs ``kR .. kR + R - 1``. The last renewal of an N-epoch run is ``K = floor((N - 1) / R)``
+and the *final ratio* S_N is the ratio in force in the last epoch, ``S_0 * exp(-alpha * K)``.
+Hence ``alpha = ln(S_0 / S_N) / K``. This equals the paper's ``ln(S_0 / S_N) / floor(N / R)``
+whenever R does not divide N, as in its example (N = 160, R = 3: K = 53). The paper's
+Algorithm 1 counts epochs from 1 and renews at ``t % R == 0``; read literally, its first subset
+serves R - 1 epochs and, when R divides N, a last subset serves the final epoch alone. We keep
+whole periods instead.
+
+The *mean ratio* is, by default, the paper's ``S_avg``: the mean of the K + 1 ratios the
+schedule generates (one per renewal). This reproduces the paper's example: S_0 = 0.8,
+alpha = 0.05, N = 160, R = 3 gives S_N = 5.65% and S_avg = 28.34%. ``mean_over="epochs"``
+instead averages the ratio in force over the N epochs, which is the share of the data actually
+loaded (28.62% in that example, because the last period is cut to one epoch).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import brentq
+
+SHAPES = ("constant", "exponential", "linear", "cosine", "step")
+MEAN_OVER = ("renewals", "epochs")
+
+# what sets the decay of each shape, besides final_ratio and mean_ratio
+_OWN_PARAM = {"exponential": "alpha", "step": "gamma"}
+
+
+def subset_size(ratio: float, n: int) -> int:
+    """``ceil(ratio * n)``, at least 1, ignoring floating-point noise (0.55 of 100 is 55)."""
+    return max(1, math.ceil(round(ratio * n, 9)))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_ratio(value: float, name: str = "ratio") -> float:
+    """Refuse a share outside (0, 1]; return it as a float."""
+    if not (_is_number(value) and 0 < value <= 1):
+        raise ValueError(f"{name} must be a share in (0, 1], got {value!r}; 1 keeps the whole "
+                         "pool, 0.4 keeps 40% of it")
+    return float(value)
+
+
+def last_renewal(epochs: int, period: int) -> int:
+    """Index K of the last renewal of an ``epochs``-long run: ``floor((epochs - 1) / period)``."""
+    return (epochs - 1) // period
+
+
+class RatioSchedule:
+    """The share S_t of the pool to select at epoch t, changed only at renewals.
+
+    Shapes, with renewal index ``k = floor(t / R)``, last renewal K and final ratio S_N:
+
+    - ``constant``: ``S_0``.
+    - ``exponential`` (seed 002, eq. 1): ``S_0 * exp(-alpha * k)``.
+    - ``linear``: ``S_0 + (S_N - S_0) * k / K``.
+    - ``cosine``: ``S_N + (S_0 - S_N) * (1 + cos(pi * k / K)) / 2``.
+    - ``step``: ``S_0 * gamma ** floor(k * R / step_size)``: a drop by gamma every
+      ``step_size`` epochs, applied at the next renewal.
+
+    Every shape only decreases. A decaying shape needs exactly one of: ``alpha``
+    (exponential), ``gamma`` (step), ``final_ratio`` or ``mean_ratio`` (any). A target mean is
+    solved numerically (:func:`scipy.optimize.brentq` over the final ratio, the mean being
+    increasing in it). See the module docstring for the epoch indexing.
+
+    Args:
+        shape: one of ``constant``, ``exponential``, ``linear``, ``cosine``, ``step``.
+            Default ``"constant"``.
+        ratio: S_0, the share at epoch 0, in (0, 1]. Default 1.0.
+        final_ratio: target S_N, the share in the last epoch, in (0, ratio]. Default ``None``.
+        alpha: decay per renewal of the exponential shape, >= 0. Default ``None``.
+        gamma: factor of each drop of the step shape, in (0, 1]. Default ``None``.
+        mean_ratio: target mean share, in (0, ratio]. Default ``None``.
+        mean_over: what ``mean_ratio`` averages: ``"renewals"`` (the paper's S_avg, one value
+            per renewal) or ``"epochs"`` (the share of data loaded over the run). Default
+            ``"renewals"``.
+        period: R, epochs between renewals, >= 1. Default 1.
+        step_size: epochs between drops of the step shape, >= 1; required for ``step``.
+            Default ``None``.
+
+    Call :meth:`resolve` with the run's number of epochs before :meth:`ratio_at`; it solves
+    for ``final_ratio_`` (and ``alpha_`` or ``gamma_``) and refuses targets that no schedule
+    of that shape reaches.
+    """
+
+    def __init__(self, shape: str = "constant", ratio: float = 1.0, *,
+                 final_ratio: float | None = None, alpha: float | None = None,
+                 gamma: float | None = None, mean_ratio: float | None = None,
+                 mean_over: str = "renewals", period: int = 1,
+                 step_size: int | None = None) -> None:
+        if shape not in SHAPES:
+            raise ValueError(f"unknown ratio schedule {shape!r}; choose one of "
+                             f"{', '.join(SHAPES)}")
+        if mean_over not in MEAN_OVER:
+            raise ValueError(f"mean_over must be 'renewals' (the paper's S_avg) or 'epochs', "
+                             f"got {mean_over!r}")
+        if not isinstance(period, int) or isinstance(period, bool) or period < 1:
+            raise ValueError(f"period (R, epochs between renewals) must be an integer >= 1, "
+                             f"got {period!r}")
+        self.shape, self.ratio = shape, check_ratio(ratio)
+        self.period, self.mean_over = period, mean_over
+        given = {k: v for k, v in (("final_ratio", final_ratio), ("alpha", alpha),
+                                   ("gamma", gamma), ("mean_ratio", mean_ratio)) if v is not None}
+        allowed = {"final_ratio", "mean_ratio", _OWN_PARAM.get(shape)} - {None}
+        if shape == "constant" and given:
+            raise ValueError(f"the constant schedule takes no {', '.join(given)}; give only "
+                             "ratio, or choose a decaying schedule (exponential, linear, "
+                             "cosine, step)")
+        wrong = sorted(set(given) - allowed)
+        if wrong:
+            raise ValueError(f"the {shape} schedule has no {', '.join(wrong)}; it is set by one "
+                             f"of {', '.join(sorted(allowed))}")
+        if shape != "constant" and len(given) != 1:
+            what = "none" if not given else ", ".join(sorted(given))
+            raise ValueError(f"the {shape} schedule needs exactly one of "
+                             f"{', '.join(sorted(allowed))} to set its decay; got {what}")
+        if final_ratio is not None:
+            check_ratio(final_ratio, "final_ratio")
+            if final_ratio > self.ratio:
+                raise ValueError(f"final_ratio {final_ratio} is above the initial ratio "
+                                 f"{self.ratio}, but the schedules only decrease; lower "
+                                 "final_ratio or raise ratio")
+        if mean_ratio is not None:
+            check_ratio(mean_ratio, "mean_ratio")
+            if mean_ratio > self.ratio:
+                raise ValueError(f"mean_ratio {mean_ratio} is above the initial ratio "
+                                 f"{self.ratio}; a decreasing schedule's mean is at most its "
+                                 "initial ratio. Lower mean_ratio or raise ratio")
+        if alpha is not None and not (_is_number(alpha) and math.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"alpha must be a finite number >= 0 (0 keeps the ratio "
+                             f"constant), got {alpha!r}")
+        if gamma is not None and not (_is_number(gamma) and 0 < gamma <= 1):
+            raise ValueError(f"gamma (the factor of each step) must be in (0, 1], got {gamma!r}")
+        if shape == "step" and not (_is_number(step_size) and step_size == int(step_size) >= 1):
+            raise ValueError(f"the step schedule needs step_size, the epochs between drops, "
+                             f"an integer >= 1; got {step_size!r}")
+        self.final_ratio, self.alpha, self.gamma = final_ratio, alpha, gamma
+        if shape != "step" and step_size is not None:
+            raise ValueError(f"step_size is a parameter of the step schedule, not of {shape}; "
+                             "drop it or use schedule=step")
+        self.mean_ratio = mean_ratio
+        self.step_size = None if step_size is None else int(step_size)
+        self.epochs: int | None = None
+        self.final_ratio_, self.alpha_, self.gamma_ = self.ratio, 0.0, 1.0
+
+    # ------------------------------------------------------------------ shape
+    def _drops(self, k: int) -> int:
+        return (k * self.period) // self.step_size if self.step_size else 0
+
+    def _value(self, k: int, end: float, last: int) -> float:
+        """Ratio at renewal ``k`` of a schedule ending at ``end`` at renewal ``last``."""
+        s0 = self.ratio
+        if self.shape == "constant" or last == 0 or end == s0:
+            return s0
+        if self.shape == "exponential":
+            return s0 * math.exp(-math.log(s0 / end) * k / last)
+        if self.shape == "linear":
+            return s0 + (end - s0) * k / last
+        if self.shape == "cosine":
+            return end + (s0 - end) * (1 + math.cos(math.pi * k / last)) / 2
+        return s0 * (end / s0) ** (self._drops(k) / self._drops(last))
+
+    def _renewal_values(self, end: float, epochs: int) -> np.ndarray:
+        last = last_renewal(epochs, self.period)
+        return np.array([self._value(k, end, last) for k in range(last + 1)])
+
+    def _mean(self, end: float, epochs: int, over: str) -> float:
+        values = self._renewal_values(end, epochs)
+        if over == "renewals":
+            return float(values.mean())
+        return float(values[np.arange(epochs) // self.period].mean())
+
+    # ------------------------------------------------------------------ public
+    def resolve(self, epochs: int) -> RatioSchedule:
+        """Fix the run length; solve ``final_ratio_`` (and ``alpha_``/``gamma_``). Returns self.
+
+        Raises ``ValueError`` when the target cannot be reached in ``epochs`` epochs.
+        """
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        last = last_renewal(epochs, self.period)
+        s0 = self.ratio
+        if self.shape == "constant":
+            end = s0
+        elif last == 0 or (self.shape == "step" and self._drops(last) == 0):
+            end = self.final_ratio if self.final_ratio is not None else self.mean_ratio
+            if end is not None and not math.isclose(end, s0):
+                why = (f"{epochs} epochs with period {self.period} have a single renewal"
+                       if last == 0 else f"step_size {self.step_size} leaves no drop before the "
+                       f"last renewal at epoch {last * self.period}")
+                raise ValueError(f"the ratio cannot decrease: {why}. Lower period or "
+                                 "step_size, train longer, or use a constant ratio")
+            end = s0
+        elif self.alpha is not None:
+            end = s0 * math.exp(-self.alpha * last)
+        elif self.gamma is not None:
+            end = s0 * self.gamma ** self._drops(last)
+        elif self.final_ratio is not None:
+            end = self.final_ratio
+        else:
+            end = self._solve_mean(epochs)
+        self.epochs, self.final_ratio_ = epochs, float(end)
+        self.alpha_ = math.log(s0 / end) / last if last else 0.0
+        drops = self._drops(last)
+        self.gamma_ = (end / s0) ** (1 / drops) if drops else 1.0
+        return self
+
+    def _solve_mean(self, epochs: int) -> float:
+        target, s0 = self.mean_ratio, self.ratio
+        if math.isclose(target, s0):
+            return s0
+        tiny = s0 * 1e-9
+        low = self._mean(tiny, epochs, self.mean_over)
+        if target <= low:
+            fix = ("train longer or renew more often (smaller period)"
+                   if self.shape == "exponential" else
+                   "use the exponential shape, which reaches the lowest means")
+            raise ValueError(
+                f"mean_ratio {target} is not reachable: the {self.shape} schedule from ratio "
+                f"{s0} over {epochs} epochs (period {self.period}) has a mean over "
+                f"{self.mean_over} in ({low:.4g}, {s0}]. Raise mean_ratio, lower ratio, or "
+                f"{fix}")
+        return brentq(lambda end: self._mean(end, epochs, self.mean_over) - target, tiny, s0,
+                      xtol=1e-15, rtol=1e-12)
+
+    def _require_resolved(self) -> int:
+        if self.epochs is None:
+            raise RuntimeError("call resolve(epochs) before asking the schedule for ratios")
+        return self.epochs
+
+    def ratio_at(self, epoch: int) -> float:
+        """The share S_t in force at 0-based ``epoch``."""
+        epochs = self._require_resolved()
+        if not 0 <= epoch < epochs:
+            raise ValueError(f"epoch {epoch} is outside the run's 0 .. {epochs - 1}")
+        return self._value(epoch // self.period, self.final_ratio_,
+                           last_renewal(epochs, self.period))
+
+    def ratios(self) -> list[float]:
+        """The share in force at every epoch of the run."""
+        return [self.ratio_at(t) for t in range(self._require_resolved())]
+
+    def renewal_ratios(self) -> list[float]:
+        """The ratios generated at the renewals (one per renewal)."""
+        return self._renewal_values(self.final_ratio_, self._require_resolved()).tolist()
+
+    def mean(self, over: str | None = None) -> float:
+        """Mean ratio over ``renewals`` or ``epochs`` (default: ``mean_over``)."""
+        over = over or self.mean_over
+        if over not in MEAN_OVER:
+            raise ValueError(f"over must be 'renewals' or 'epochs', got {over!r}")
+        return self._mean(self.final_ratio_, self._require_resolved(), over)
+
+    def __repr__(self) -> str:
+        return (f"RatioSchedule({self.shape!r}, ratio={self.ratio}, period={self.period}, "
+                f"final_ratio_={self.final_ratio_:.4g}, epochs={self.epochs})")
