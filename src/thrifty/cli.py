@@ -181,8 +181,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_methods() -> int:
     from thrifty.methods import available_methods
 
-    for name, spec in available_methods().items():
-        print(f"{name:<12} {spec.place:<9} {spec.summary}")
+    methods = available_methods()
+    width = max(map(len, methods)) + 2
+    for name, spec in methods.items():
+        print(f"{name:<{width}}{spec.place:<10}{spec.summary}")
     return 0
 
 

@@ -41,3 +41,8 @@ def test_reducers_by_name_use_run_seed_unless_given():
         build_method("rpc", {"beta": 1})
     with pytest.raises(ValueError, match="unknown method 'nope'"):
         build_method("nope", {})
+
+
+def test_ratio_rounding_ignores_float_noise():
+    assert len(random_per_dataset(100, 0.55)) == 55  # math.ceil(0.55 * 100) would give 56
+    assert len(random_per_class(torch.zeros(100, dtype=torch.long), 0.07)) == 7

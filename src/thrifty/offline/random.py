@@ -33,7 +33,7 @@ def random_per_class(labels: torch.Tensor, alpha: float, seed: int = 0) -> torch
     kept = []
     for c in torch.unique(labels).tolist():
         members = torch.nonzero(labels == c).flatten()
-        k = max(1, math.ceil(alpha * len(members)))
+        k = max(1, math.ceil(round(alpha * len(members), 9)))  # 0.55 * 100 -> 55, not 56
         kept.append(members[torch.randperm(len(members), generator=g)[:k]])
     return torch.cat(kept).sort().values
 
@@ -44,7 +44,8 @@ def random_per_dataset(n: int, alpha: float, seed: int = 0) -> torch.Tensor:
     if n <= 0:
         raise ValueError("cannot reduce an empty dataset")
     g = torch.Generator().manual_seed(seed)
-    return torch.randperm(n, generator=g)[: max(1, math.ceil(alpha * n))].sort().values
+    k = max(1, math.ceil(round(alpha * n, 9)))  # float noise must not add a sample
+    return torch.randperm(n, generator=g)[:k].sort().values
 
 
 @register_method("rpc", "reducer", "random share alpha of each class (offline)")
