@@ -107,9 +107,11 @@ def build_pieces(names: list[str], args: dict[str, Any]) -> dict[str, Any]:
     pieces: dict[str, Any] = {}
     for name in names:
         obj = build_method(name, per[name])
-        place = METHODS[name].place
-        if place in pieces:
-            raise ValueError(f"methods {pieces[place].name!r} and {name!r} both act as the "
-                             f"{place}; a run can have one of each place")
-        pieces[place] = obj
+        # a method may bring pieces for other places (IDS's easy->hard switch sampler)
+        extra = obj.companions() if hasattr(obj, "companions") else {}
+        for place, piece in [(METHODS[name].place, obj), *extra.items()]:
+            if place in pieces:
+                raise ValueError(f"methods {pieces[place].name!r} and {piece.name!r} both act "
+                                 f"as the {place}; a run can have one of each place")
+            pieces[place] = piece
     return pieces

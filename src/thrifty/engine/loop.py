@@ -434,7 +434,8 @@ class Trainer:
                         "train_size": len(self.train_data), "test_size": len(self.test_data),
                         "pool_size": len(self.sampler.pool)},
             "methods": {"reducer": self.reducer.name, "sampler": self.sampler.name,
-                        "selector": self.selector.name},
+                        "selector": self.selector.name,
+                        "reducer_info": dict(getattr(self.reducer, "info_", {}) or {})},
             "energy": None if self.energy_meter is None else {
                 "source": self.energy_meter.source, "measured": self.energy_meter.measured,
                 "description": self.energy_meter.describe()},
@@ -470,8 +471,8 @@ class Trainer:
             self.log(f"resuming {self.run_dir} at epoch {start_epoch + 1}"
                      + (f", batch {position}" if position else ""))
         elif self.reducer.name != "full":
-            self.log(f"{self.reducer.name}: kept {len(pool)} of {len(self.labels)} samples "
-                     f"({self.prep_time:.2f}s)")
+            self.log(f"{self.reducer.name}: pool of {len(pool)} of {len(self.labels)} samples "
+                     f"for the sampler ({self.prep_time:.2f}s of preparation)")
         self.model.train()
         try:
             for epoch in range(start_epoch, cfg.epochs):

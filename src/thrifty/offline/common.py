@@ -1,0 +1,64 @@
+"""Checks and counts shared by the embedding-based offline reducers (IDS, SSP).
+
+- :func:`check_alpha`: the kept share must lie in (0, 1].
+- :func:`keep_count`: ``ceil(alpha * n)``, robust to float noise (``0.55 * 100`` is
+  ``55.00000000000001`` in binary floating point and must give 55, not 56).
+- :func:`check_mode`: ``"easy"`` or ``"hard"`` (case-insensitive).
+- :func:`check_embeddings`: a finite ``(N, Z)`` float matrix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+MODES = ("easy", "hard")
+
+
+def check_alpha(alpha: float) -> float:
+    """Return ``alpha`` as a float; raise ``ValueError`` unless ``0 < alpha <= 1``."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
+        raise ValueError(f"alpha (the kept share) must be in (0, 1], got {alpha!r}; "
+                         "1 keeps everything, 0.8 is the paper's default")
+    return float(alpha)
+
+
+def keep_count(alpha: float, n: int) -> int:
+    """``ceil(alpha * n)`` (at least 1, at most ``n``), rounding ``alpha * n`` to 9 decimals
+    first so that binary float noise never adds a sample."""
+    return min(n, max(1, math.ceil(round(alpha * n, 9))))
+
+
+def check_mode(mode: str) -> str:
+    """Normalise a selection mode to ``"easy"`` or ``"hard"``; raise ``ValueError`` otherwise."""
+    m = str(mode).lower()
+    if m not in MODES:
+        raise ValueError(f"mode must be 'easy' (closest to the prototype first) or 'hard' "
+                         f"(farthest first), got {mode!r}")
+    return m
+
+
+def check_embeddings(embeddings: torch.Tensor, n: int | None = None) -> torch.Tensor:
+    """Validate an ``(N, Z)`` embedding matrix; return it as float64 on the CPU.
+
+    Raises ``ValueError`` for a wrong shape, a row count different from ``n``, an empty
+    matrix, or NaN/infinite values (naming the first bad row and the fix).
+    """
+    if not isinstance(embeddings, torch.Tensor) or embeddings.dim() != 2:
+        shape = tuple(embeddings.shape) if isinstance(embeddings, torch.Tensor) else None
+        raise ValueError(f"embeddings must be an (N, Z) tensor, got shape {shape}")
+    if len(embeddings) == 0:
+        raise ValueError("cannot reduce an empty dataset: the embeddings have no rows")
+    if n is not None and len(embeddings) != n:
+        raise ValueError(f"{len(embeddings)} embeddings for {n} samples; embed the same "
+                         "dataset the labels come from")
+    emb = embeddings.detach().to("cpu", torch.float64)
+    bad = ~torch.isfinite(emb).all(dim=1)
+    if bad.any():
+        first = int(torch.nonzero(bad)[0])
+        raise ValueError(f"embeddings contain NaN or infinite values in {int(bad.sum())} "
+                         f"row(s) (first: sample {first}). Check the inputs for NaN, or use "
+                         "another embedder (e.g. embedder=pixels); a diverged warm-up snapshot "
+                         "needs a lower --lr")
+    return emb

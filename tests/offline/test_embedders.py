@@ -1,0 +1,182 @@
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from thrifty.data import TensorData
+from thrifty.engine import make_config
+from thrifty.engine.loop import Trainer
+from thrifty.models import SmallCNN
+from thrifty.offline import PixelPCAEmbedder, SnapshotEmbedder, TorchvisionEmbedder
+from thrifty.offline.embedders import cache_dir_default, penultimate_fn, strip_classifier
+
+
+@pytest.fixture
+def images():
+    g = torch.Generator().manual_seed(0)
+    return TensorData(torch.randn(6, 3, 32, 32, generator=g), torch.tensor([0, 1, 0, 1, 0, 1]),
+                      2, "tiny-images")
+
+
+@pytest.fixture
+def resnet_weights(tmp_path):
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pt"
+    torch.save(model.state_dict(), path)
+    return path, model
+
+
+def _count_forwards(embedder, monkeypatch):
+    calls = []
+    build = embedder.build_model
+
+    def counting_build():
+        model = build()
+        model.register_forward_pre_hook(lambda m, inp: calls.append(len(inp[0])))
+        return model
+
+    monkeypatch.setattr(embedder, "build_model", counting_build)
+    return calls
+
+
+def test_torchvision_embedder_gives_resnet18_penultimate_features(images, resnet_weights,
+                                                                  monkeypatch):
+    path, model = resnet_weights
+    emb = TorchvisionEmbedder("resnet18", path, size=None, progress=False, batch_size=4)
+    calls = _count_forwards(emb, monkeypatch)
+    z = emb.embed(images)
+    assert z.shape == (6, 512) and calls == [4, 2]
+    model.fc = nn.Identity()
+    with torch.no_grad():
+        direct = model.eval()(images.x)
+    assert torch.allclose(z, direct, atol=1e-5)
+    # second build: from the cache, no forward pass at all
+    again = TorchvisionEmbedder("resnet18", path, size=None, progress=False, batch_size=4)
+    calls2 = _count_forwards(again, monkeypatch)
+    assert torch.equal(again.embed(images), z) and calls2 == []
+    assert again.info["cache_hit"] == 1.0 and again.info["compute_time"] > 0
+    assert again.cache_file.parent == cache_dir_default() and again.cache_file.is_file()
+
+
+def test_grayscale_is_repeated_to_three_channels_and_resized(resnet_weights):
+    path, model = resnet_weights
+    gray = TensorData(torch.randn(3, 1, 28, 28), torch.tensor([0, 1, 2]), 3, "gray")
+    emb = TorchvisionEmbedder("resnet18", path, size=48, progress=False, cache=False)
+    built = emb.build_model()
+    seen = []
+    built.register_forward_pre_hook(lambda m, inp: seen.append(tuple(inp[0].shape)))
+    emb.build_model = lambda: built
+    z = emb.embed(gray)
+    assert z.shape == (3, 512) and seen == [(3, 3, 48, 48)]
+    model.fc = nn.Identity()
+    rgb = gray.x.repeat(1, 3, 1, 1)
+    resized = torch.nn.functional.interpolate(rgb, size=(48, 48), mode="bilinear")
+    with torch.no_grad():
+        assert torch.allclose(z, model.eval()(resized), atol=1e-5)
+    with pytest.raises(ValueError, match="needs images"):
+        emb.embed(TensorData(torch.randn(3, 5), torch.tensor([0, 1, 2]), 3))
+
+
+def test_torchvision_embedder_refuses_missing_or_foreign_weights(tmp_path):
+    with pytest.raises(FileNotFoundError, match="weights=PATH.*embedder=snapshot.*embedder=pixels"):
+        TorchvisionEmbedder("resnet18", None)
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        TorchvisionEmbedder("resnet18", tmp_path / "nope.pt")
+    other = tmp_path / "mobilenet.pt"
+    torch.save(torchvision.models.mobilenet_v2(weights=None).state_dict(), other)
+    with pytest.raises(ValueError, match="does not fit torchvision resnet18"):
+        TorchvisionEmbedder("resnet18", other).build_model()
+
+
+def test_cache_key_follows_data_weights_and_settings(images, resnet_weights, tmp_path,
+                                                     monkeypatch):
+    path, _ = resnet_weights
+    kw = dict(size=None, progress=False)
+    first = TorchvisionEmbedder("resnet18", path, **kw)
+    first.embed(images)
+    changed = TensorData(images.x, torch.tensor([1, 1, 0, 1, 0, 1]), 2, "tiny-images")
+    for emb, data in [(TorchvisionEmbedder("resnet18", path, **kw), changed),
+                      (TorchvisionEmbedder("resnet18", path, size=40, progress=False), images)]:
+        emb.embed(data)
+        assert emb.info["cache_hit"] == 0.0 and emb.cache_file != first.cache_file
+    torch.manual_seed(1)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)  # new weights
+    renewed = TorchvisionEmbedder("resnet18", path, **kw)
+    renewed.embed(images)
+    assert renewed.info["cache_hit"] == 0.0
+    # an explicit cache_dir wins over THRIFTY_CACHE; cache=False writes nothing
+    own = PixelPCAEmbedder(4, cache_dir=tmp_path / "mine", progress=False)
+    own.embed(images)
+    assert own.cache_file.parent == tmp_path / "mine" and own.cache_file.is_file()
+    off = PixelPCAEmbedder(5, cache=False)
+    off.embed(images)
+    assert off.cache_file is None
+    assert not list(cache_dir_default().glob("*pixels*"))
+
+
+def test_unreadable_cache_file_is_recomputed(images):
+    emb = PixelPCAEmbedder(3)
+    z = emb.embed(images)
+    emb.cache_file.write_bytes(b"not a torch file")
+    again = PixelPCAEmbedder(3)
+    with pytest.warns(UserWarning, match="unreadable embedding cache"):
+        assert torch.allclose(again.embed(images), z)
+    assert again.info["cache_hit"] == 0.0
+
+
+def test_pixel_pca_is_deterministic_and_reduces_dimensions(digits):
+    train = digits[0]
+    a = PixelPCAEmbedder(16, seed=3, cache=False).embed(train)
+    b = PixelPCAEmbedder(16, seed=3, cache=False).embed(train)
+    assert a.shape == (len(train), 16) and torch.equal(a, b)
+    # the components are PCA's: uncorrelated, variance decreasing
+    var = a.var(0)
+    assert torch.all(var[:-1] >= var[1:] - 1e-4)
+    cov = torch.cov(a.T)
+    assert (cov - torch.diag(torch.diag(cov))).abs().max() < 1e-3 * var[0]
+    with pytest.raises(ValueError, match="components must be at least 1"):
+        PixelPCAEmbedder(0)
+
+
+def test_penultimate_uses_the_model_method_or_the_last_linear_input():
+    cnn = SmallCNN(3, in_channels=1).eval()
+    x = torch.randn(2, 1, 8, 8)
+    assert penultimate_fn(cnn) == cnn.penultimate
+    seq = nn.Sequential(nn.Flatten(), nn.Linear(64, 7), nn.ReLU(), nn.Linear(7, 3)).eval()
+    feats = penultimate_fn(seq)(x)
+    assert torch.allclose(feats, seq[:3](x)) and feats.shape == (2, 7)
+    assert not seq[3]._forward_hooks  # the hook is removed again
+    with pytest.raises(ValueError, match="neither a penultimate"):
+        penultimate_fn(nn.Sequential(nn.Flatten()))
+    stripped = strip_classifier(torchvision.models.resnet18(weights=None))
+    assert isinstance(stripped.fc, nn.Identity)
+
+
+def test_snapshot_outside_the_engine_trains_once_then_hits_the_cache(digits, tmp_path,
+                                                                     monkeypatch):
+    train, test = digits
+    cfg = make_config({"workload": "digits-mlp", "epochs": 50, "out_dir": str(tmp_path),
+                       "progress": False})
+    fits = []
+    real_fit = Trainer.fit
+    monkeypatch.setattr(Trainer, "fit", lambda self: fits.append(self.config.epochs)
+                        or real_fit(self))
+    rng = torch.get_rng_state()
+    logged = []
+    emb = SnapshotEmbedder(1, config=cfg, test_data=test, progress=False)
+    monkeypatch.setattr("builtins.print", logged.append)
+    z = emb.embed(train)
+    assert fits == [1] and z.shape == (len(train), 128)  # one warm-up epoch; MLP width
+    assert torch.equal(torch.get_rng_state(), rng)  # the caller's RNG is untouched
+    assert emb.info["warmup_accuracy"] > 0.5 and logged[0].startswith("snapshot warm-up:")
+    again = SnapshotEmbedder(1, config=cfg, test_data=test, progress=False)
+    assert torch.equal(again.embed(train), z) and fits == [1]
+    assert again.info["cache_hit"] == 1.0 and again.info["warmup_accuracy"] > 0.5
+    longer = SnapshotEmbedder(2, config=cfg, test_data=test, progress=False)
+    longer.embed(train)
+    assert fits == [1, 2]  # another recipe, another snapshot
+    with pytest.raises(ValueError, match="give config=RunConfig"):
+        SnapshotEmbedder(1).embed(train)
+    with pytest.raises(ValueError, match="warmup_epochs must be a positive integer"):
+        SnapshotEmbedder(0)
