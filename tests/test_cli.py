@@ -83,3 +83,23 @@ def test_sigint_saves_and_resume_finishes(tmp_path):
         trainer.fit()
     again = json.loads(result.read_text())
     assert again["status"] == "interrupted" and len(again["epochs"]) >= done
+
+
+def test_reduce_builds_registry_prints_balance_and_plots(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("THRIFTY_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "red"
+    rc = main(["reduce", "--workload", "digits-mlp", "--embedder", "pixels", "--alpha", "0.5",
+               "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert f"keeps {summary['kept']}" in text and "class   9" in text
+    assert summary["total"] == 1347 and summary["per_class"]["0"]["after"] >= 67
+    assert (out / "distances.png").read_bytes()[:4] == b"\x89PNG"
+    # the saved registry trains by path, without embedding again
+    rc = main(["train", "--workload", "digits-mlp", "--epochs", "1", "--no-progress",
+               "--out-dir", str(tmp_path / "runs"), "--run-name", "r", "--method", "ids",
+               "--method-arg", f"registry={out / 'registry.pt'}", "--method-arg", "alpha=0.5"])
+    assert rc == 0
+    result = json.loads((tmp_path / "runs" / "r" / "result.json").read_text())
+    assert result["dataset"]["pool_size"] == summary["kept"]

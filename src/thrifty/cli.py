@@ -83,6 +83,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("methods", help="list the data-reduction methods and where they act")
 
+    reduce = sub.add_parser(
+        "reduce", help="build and inspect an IDS registry (offline reduction) for a dataset",
+        description="Embed the training set, build the IDS registry (per-class order by "
+        "distance to the class prototype), save it, print the class balance that --alpha and "
+        "--mode keep and the preparation time, and save a plot of the distances per class. "
+        "Train on it later with --method ids --method-arg registry=OUT/registry.pt.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    reduce.add_argument("--config", metavar="FILE", help="YAML/TOML run options (dataset, "
+                        "model, ... as for train)")
+    reduce.add_argument("--embedder", default="snapshot",
+                        choices=["snapshot", "pixels", "torchvision"],
+                        help="snapshot: warm-up of the run's model (download-free); pixels: "
+                        "PCA of the pixels; torchvision: a model with --weights")
+    reduce.add_argument("--weights", dest="embed_weights", metavar="PATH",
+                        help="weights file of the torchvision embedder")
+    reduce.add_argument("--arch", default="resnet18", help="torchvision embedder architecture")
+    reduce.add_argument("--warmup-epochs", type=int, default=3, help="snapshot warm-up epochs")
+    reduce.add_argument("--alpha", type=float, default=0.8, help="kept share to describe")
+    reduce.add_argument("--mode", default="hard", choices=["easy", "hard"],
+                        help="order to describe")
+    reduce.add_argument("--single-prototype", action="store_true",
+                        help="one prototype for the whole dataset (multi-label data)")
+    reduce.add_argument("--out", default="reduce", metavar="DIR",
+                        help="folder for registry.pt, distances.png and summary.json")
+    for flag, kw in (("--workload", {"choices": list(WORKLOADS)}), ("--dataset", {}),
+                     ("--data-root", {}), ("--model", {}), ("--train-limit", {"type": int}),
+                     ("--seed", {"type": int})):
+        reduce.add_argument(flag, default=argparse.SUPPRESS, **kw,
+                            help="as for `thrifty train`")
+
     report = sub.add_parser("report", help="write an HTML and Markdown report with plots for "
                             "a benchmark folder")
     report.add_argument("results_dir", metavar="RESULTS_DIR", help="the --out folder of "
@@ -170,6 +200,41 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reduce(args: argparse.Namespace) -> int:
+    from thrifty.data import dataset_labels, load_dataset
+    from thrifty.engine import make_config
+    from thrifty.engine.checkpoint import write_json
+    from thrifty.offline.inspect import build_registry, describe, plot_distances
+
+    overrides = {k: getattr(args, k) for k in ("workload", "dataset", "data_root", "model",
+                                                "train_limit", "seed") if hasattr(args, k)}
+    cfg = make_config(overrides, args.config)
+    train, _ = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.augment,
+                            seed=cfg.seed)
+    if hasattr(train, "subset"):
+        train = train.subset(cfg.train_limit, seed=cfg.seed)
+    options: dict[str, Any] = {}
+    if args.embedder == "snapshot":
+        options = {"config": cfg, "warmup_epochs": args.warmup_epochs}
+    elif args.embedder == "torchvision":
+        options = {"weights": args.embed_weights, "arch": args.arch}
+    out = Path(args.out)
+    registry = build_registry(train, args.embedder, per_class=not args.single_prototype,
+                              path=out / "registry.pt", **options)
+    labels = None if args.single_prototype else dataset_labels(train)
+    summary = describe(registry, labels, args.alpha, args.mode)
+    plot = plot_distances(registry, out / "distances.png")
+    write_json(out / "summary.json", summary)
+    print(f"IDS registry of {summary['total']} samples ({summary['embedder']} embeddings), "
+          f"built in {summary['prep_time']:.2f}s")
+    print(f"alpha={summary['alpha']} mode={summary['mode']}: keeps {summary['kept']} "
+          f"({100 * summary['share']:.1f}%)")
+    for c, v in summary.get("per_class", {}).items():
+        print(f"  class {c:>3}: {v['before']:>6} -> {v['after']:>6}")
+    print(f"registry: {out / 'registry.pt'}\nplot: {plot}\nsummary: {out / 'summary.json'}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from thrifty.bench.report import write_report
 
@@ -230,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_bench(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "reduce":
+            return _cmd_reduce(args)
         return _cmd_demo(args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"thrifty: error: {exc}", file=sys.stderr)
