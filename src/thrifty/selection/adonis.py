@@ -1,0 +1,262 @@
+"""ADONIS, Adaptive Online Importance Sampling (seed 000, Algorithm 1).
+
+Functional core (pure functions on tensors, usable in any framework):
+
+- :func:`clip_history`: the history without outliers (mean ± sigma·std).
+- :func:`loss_histogram`: counts and edges of the clipped history (``numpy.histogram``
+  with the ``sturges``, ``sqrt`` or ``rice`` bin rule).
+- :func:`adonis_probabilities`: each loss's p = PMF of its histogram bin.
+- :func:`adonis_select`: candidates p > theta, then a share alpha of them.
+
+:class:`Adonis` is the selector the engine and :class:`~thrifty.selection.OnlineSelection`
+use; it keeps the history and counts every fallback.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from thrifty.engine.interfaces import TrainContext
+from thrifty.methods import register_method
+from thrifty.selection.history import (
+    LossHistorySelector,
+    as_numpy,
+    check_choice,
+    check_int,
+    check_number,
+    share,
+)
+
+BIN_RULES = ("sturges", "sqrt", "rice")
+DRAWS = ("random", "first")
+FALLBACKS = ("top-bin", "skip")
+
+
+def _clip(h: np.ndarray, sigma: float) -> np.ndarray:
+    h = h[np.isfinite(h)]
+    if len(h) == 0:
+        return h
+    d = h - h.mean()
+    return h[np.abs(d) <= sigma * np.sqrt(np.dot(d, d) / len(d))]  # population std
+
+
+def clip_history(history: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """The losses of ``history`` within ``mean ± sigma·std`` (float64; outliers removed).
+
+    Args:
+        history: 1-D tensor of losses; non-finite values are ignored.
+        sigma: clip width in standard deviations (population std, as ``numpy.std``).
+            Default 1.0; ``inf`` keeps everything.
+    """
+    return torch.from_numpy(_clip(as_numpy(history), sigma))
+
+
+def loss_histogram(values: torch.Tensor, bins: str = "sturges"
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``numpy.histogram`` of ``values`` with the bin rule ``bins``: ``(counts, edges)``.
+
+    Equal-width bins over ``[min, max]`` of the values (numpy widens a zero-width range to
+    ``±0.5``); the number of bins is numpy's for the rule (``sturges``: ceil(log2 n) + 1,
+    ``sqrt``: ceil(sqrt n), ``rice``: ceil(2 n^(1/3))).
+
+    Args:
+        values: 1-D tensor, non-empty.
+        bins: ``"sturges"`` (default), ``"sqrt"`` or ``"rice"``.
+    """
+    check_choice("bins", bins, BIN_RULES)
+    counts, edges = np.histogram(as_numpy(values), bins=bins)
+    return torch.from_numpy(counts), torch.from_numpy(edges)
+
+
+def _bin_pmf(x: np.ndarray, pmf: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    # searchsorted(side="right") puts x in [e_j, e_j+1) at j + 1, below e_0 at 0 and above the
+    # last edge (or NaN) at k + 1; nudging the last edge up closes the last bin, and the
+    # zero-padded PMF maps both outside positions to 0.
+    closed = edges.copy()
+    closed[-1] = np.nextafter(closed[-1], np.inf)
+    return np.concatenate(([0.0], pmf, [0.0]))[np.searchsorted(closed, x, side="right")]
+
+
+def bin_probabilities(losses: torch.Tensor, pmf: torch.Tensor, edges: torch.Tensor
+                      ) -> torch.Tensor:
+    """The PMF of the bin each loss falls in (numpy's bins: ``[e_j, e_j+1)``, the last one
+    closed); 0 for a loss outside ``[edges[0], edges[-1]]`` or NaN.
+
+    Args:
+        losses: 1-D tensor of losses.
+        pmf: per-bin probabilities, length ``len(edges) - 1``.
+        edges: increasing bin edges.
+    """
+    return torch.from_numpy(_bin_pmf(as_numpy(losses), as_numpy(pmf), as_numpy(edges)))
+
+
+def adonis_probabilities(losses: torch.Tensor, history: torch.Tensor, sigma: float = 1.0,
+                         bins: str = "sturges") -> torch.Tensor:
+    """ADONIS's p for each loss: ``freq_j / R`` of its bin in the clipped history (eq. 6).
+
+    Computed in numpy (float64): on histories of a few hundred values numpy's small-array
+    calls cost a fraction of torch's.
+
+    Args:
+        losses: 1-D tensor of the batch's losses.
+        history: the loss history H; per Algorithm 1 it already holds the batch's losses.
+        sigma: outlier clip in standard deviations. Default 1.0.
+        bins: bin rule ``"sturges"`` (default), ``"sqrt"`` or ``"rice"``.
+
+    Returns:
+        float64 tensor of p in [0, 1]; 0 for losses outside the clipped range (and for all
+        losses when the clipped history is empty).
+    """
+    check_choice("bins", bins, BIN_RULES)
+    return torch.from_numpy(_probabilities(as_numpy(losses), as_numpy(history), sigma, bins))
+
+
+def _probabilities(x: np.ndarray, history: np.ndarray, sigma: float, bins: str) -> np.ndarray:
+    clipped = _clip(history, sigma)
+    if len(clipped) == 0:
+        return np.zeros(len(x))
+    counts, edges = np.histogram(clipped, bins=bins)
+    return _bin_pmf(x, counts / len(clipped), edges)
+
+
+class AdonisChoice(NamedTuple):
+    """What :func:`adonis_select` chose: sorted ``positions``, the number of
+    ``candidates`` (p > theta) and whether the no-candidate ``fallback`` was used."""
+
+    positions: torch.Tensor
+    candidates: int
+    fallback: bool
+
+
+def adonis_select(p: torch.Tensor, theta: float = 0.12, alpha: float = 0.3,
+                  generator: torch.Generator | None = None, draw: str = "random",
+                  fallback: str = "top-bin") -> AdonisChoice:
+    """Choose a share ``alpha`` of the candidates ``p > theta`` (eq. 3, strict).
+
+    Args:
+        p: per-sample probabilities (:func:`adonis_probabilities`).
+        theta: PMF threshold. Default 0.12.
+        alpha: share of the candidates kept: ``ceil(alpha * candidates)``, at least 1 when
+            there is a candidate. Default 0.3.
+        generator: randomness of ``draw="random"``. Default ``None`` (torch's global one).
+        draw: ``"random"`` (default): a uniform draw without replacement among candidates;
+            ``"first"``: the first candidates in batch order (no randomness).
+        fallback: when no sample passes theta: ``"top-bin"`` (default) uses the samples
+            whose p equals the batch's largest p (the most frequent bin present; the whole
+            batch if every p is 0) as candidates; ``"skip"`` selects nothing.
+    """
+    check_choice("draw", draw, DRAWS)
+    check_choice("fallback", fallback, FALLBACKS)
+    pos, n, used_fallback = _select(as_numpy(p), theta, alpha, generator, draw, fallback)
+    return AdonisChoice(torch.from_numpy(pos), n, used_fallback)
+
+
+def _select(p: np.ndarray, theta: float, alpha: float, generator: torch.Generator | None,
+            draw: str, fallback: str) -> tuple[np.ndarray, int, bool]:
+    pos = np.flatnonzero(p > theta)
+    n = len(pos)
+    used_fallback = n == 0 and len(p) > 0
+    if used_fallback:
+        pos = pos if fallback == "skip" else np.flatnonzero(p == p.max())
+    m = share(len(pos), alpha)
+    if draw == "random" and m < len(pos):
+        pos = np.sort(pos[torch.randperm(len(pos), generator=generator)[:m].numpy()])
+    return pos[:m].astype(np.int64), n, used_fallback
+
+
+@register_method("adonis", "selector",
+                 "ADONIS: backprop an alpha share of samples in frequent loss bins (PMF > theta)")
+class Adonis(LossHistorySelector):
+    """ADONIS, Adaptive Online Importance Sampling (Demidovskij et al., "Lightweight and
+    Elegant Data Reduction Strategies for Training Acceleration of Convolutional Neural
+    Networks", Mathematics 2023, 11, 3120; Algorithm 1, Appendix B).
+
+    For each forward batch: compute per-sample losses with a no-grad forward pass (eval
+    mode), append them to the loss history H (last ``history`` losses), clip H to
+    mean ± sigma·std, histogram the clipped H with the ``bins`` rule, give each sample the
+    PMF of its bin (freq_j / R, R = size of the clipped H), take the samples with
+    PMF > ``theta`` as candidates and train on a share ``alpha`` of them. Chosen samples are
+    packed into full training batches of the run's batch size (rho). Unlike Selective
+    Backprop it prefers the most *frequent* losses over the highest (possible label noise).
+
+    Args:
+        history: l, length of the loss history H. Default 512 ("divisible by the batch
+            size" is the paper's advice).
+        bins: k, histogram bin rule: ``"sturges"`` (default), ``"sqrt"`` or ``"rice"``
+            (numpy's rules on the clipped history size).
+        sigma: outlier clip of H in standard deviations (> 0). Default 1.0.
+        theta: PMF threshold in (0, 1); candidates have p > theta. Default 0.12 (the
+            paper's usable range is 0.1-0.7; tune per model and dataset).
+        alpha: share of the candidates trained, in (0, 1]. Default 0.3.
+        eta: losses stay "actual" for eta epochs: the selection forward runs only every
+            eta-th epoch counted from the end of warm-up; in between the losses stored in
+            the sample record are reused. Integer >= 1. Default 1.
+        warmup: omega, epochs of plain training on every sample first. Default 0.
+        draw: how the alpha share is drawn: ``"random"`` (default, uniform without
+            replacement with the run's method generator) or ``"first"`` (first candidates
+            in batch order; the loader's order is already shuffled).
+        fallback: no sample of a batch above theta: ``"top-bin"`` (default; the alpha share
+            of the batch's samples in its most frequent bin, the whole batch if all its
+            losses lie outside the clipped range) or ``"skip"`` (train nothing from the
+            batch). Either way the batch is counted.
+        end_of_epoch: partial training batch at the end of an epoch: ``"carry"`` (default;
+            trained with the next epoch's first chosen samples, as in Algorithm 1 where the
+            training batch outlives the epoch loop; at the very end of training fewer than
+            rho chosen samples stay untrained), ``"flush"`` (one smaller step) or ``"drop"``.
+
+    Decisions (the paper leaves them open):
+        * The alpha share is ``ceil(alpha * candidates)`` per forward batch, at least 1 when
+          there is a candidate; with ``fallback="top-bin"`` every batch contributes at least
+          one sample.
+        * The histogram is built on the clipped history (Figures 3-4); a loss outside the
+          range of the clipped history gets p = 0. The std is the population std.
+        * In stale epochs (eta > 1) the stored losses enter H like fresh ones, so the
+          histogram describes the losses it judges. Stored losses are the latest per-sample
+          losses the engine saw (the selection forward, or the training step of a sample
+          that was trained since).
+        * A NaN stored loss (a sample never seen) is always trained and never enters H.
+        * During warm-up every sample is trained and H is not filled.
+        * The selection forward runs in eval mode (the engine's rule): BatchNorm statistics
+          are used, not updated; dropout is off.
+
+    Per-epoch diagnostics (``epoch_diagnostics``): ``selector_considered``,
+    ``selector_candidates``, ``selector_selected``, ``selector_selected_share``,
+    ``selector_no_candidate_batches`` (fallback used), ``selector_unseen_trained``,
+    ``selector_warmup_trained``, ``selector_stale_batches``, ``selector_batches``.
+    """
+
+    name = "adonis"
+    _count_keys = LossHistorySelector._count_keys + ("candidates", "no_candidate_batches")
+
+    def __init__(self, history: int = 512, bins: str = "sturges", sigma: float = 1.0,
+                 theta: float = 0.12, alpha: float = 0.3, eta: int = 1, warmup: int = 0,
+                 draw: str = "random", fallback: str = "top-bin",
+                 end_of_epoch: str = "carry") -> None:
+        theta, alpha = check_number("theta", theta), check_number("alpha", alpha)
+        sigma = check_number("sigma", sigma)
+        if not 0 < theta < 1:
+            raise ValueError(f"theta (the PMF threshold) must be in (0, 1), got {theta}; the "
+                             "paper's usable range is 0.1-0.7, default 0.12")
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha (the selected share of candidates) must be in (0, 1], "
+                             f"got {alpha}; default 0.3")
+        if not sigma > 0:
+            raise ValueError(f"sigma (the outlier clip in std) must be > 0, got {sigma}; "
+                             "default 1.0")
+        super().__init__(history, check_int("eta", eta, 1), warmup, end_of_epoch)
+        self.bins = check_choice("bins", bins, BIN_RULES)
+        self.sigma, self.theta, self.alpha = sigma, theta, alpha
+        self.eta = self.every
+        self.draw = check_choice("draw", draw, DRAWS)
+        self.fallback = check_choice("fallback", fallback, FALLBACKS)
+
+    def _choose(self, losses: np.ndarray, ctx: TrainContext) -> np.ndarray:
+        p = _probabilities(losses, as_numpy(self.history), self.sigma, self.bins)
+        pos, n, used_fallback = _select(p, self.theta, self.alpha, ctx.generator, self.draw,
+                                        self.fallback)
+        self.counts["candidates"] += n
+        self.counts["no_candidate_batches"] += int(used_fallback)
+        return pos

@@ -1,0 +1,326 @@
+"""ASSIST: train only on the samples the model misclassifies (seed 004).
+
+Smedås, *ASSIST: Accuracy-driven Sampling Strategies for Improved Supervised Training*,
+master's thesis, NTNU, 2021. A *hard accuracy filter* (Alg 7): from each shuffled raw batch,
+a no-grad forward keeps the samples with ``argmax(logits) != y``; the kept samples are
+accumulated in a buffer and a training step is taken on ``batch_size`` of them (Alg 10).
+
+Functional core (pure tensor functions, usable in any framework):
+
+- :func:`misclassified`: the hard filter's mask.
+- :func:`top2_margin`: ``p1 - p2`` of the two largest softmax probabilities.
+- :func:`accuracy_filter`: the hard filter plus the soft-accuracy margin of Alg 6.
+
+:class:`AssistSelector` (``"assist"``) is the batchwise method with all its variants; the
+epochwise variant (Alg 8) is :class:`thrifty.sampling.assist_epochwise.AssistEpochwise`.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+from typing import Any
+
+import torch
+
+from thrifty.engine.interfaces import (
+    BatchSelector,
+    PackingRule,
+    SelectionError,
+    SelectionInput,
+    TrainContext,
+)
+from thrifty.methods import register_method
+from thrifty.selection.loss_selectors import LossSelector
+
+STARVATION = ("random", "skip", "error")
+
+
+# ---------------------------------------------------------------------- functional core
+def misclassified(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mask (CPU bool) of the samples whose predicted class ``argmax(logits)`` is not the
+    label (the hard accuracy filter, Alg 7).
+
+    Args:
+        logits: ``(n, classes)`` logits of a forward pass (any device).
+        targets: ``(n,)`` integer labels.
+    """
+    return (logits.argmax(1) != targets.to(logits.device)).cpu()
+
+
+def top2_margin(logits: torch.Tensor) -> torch.Tensor:
+    """``p1 - p2`` (CPU float) of each sample's two largest softmax probabilities, taken in
+    **descending** order (Alg 6 writes ``sort(...)[0:2]``, which in ascending order would be
+    the two smallest).
+
+    Args:
+        logits: ``(n, classes)`` logits, at least two classes.
+    """
+    if logits.dim() != 2 or logits.shape[1] < 2:
+        raise ValueError("the soft-accuracy margin needs logits of shape (n, classes) with at "
+                         f"least two classes, got {tuple(logits.shape)}")
+    top = torch.topk(torch.softmax(logits.detach().float(), 1), 2, dim=1).values
+    return (top[:, 0] - top[:, 1]).cpu()
+
+
+def check_margin(margin: float | None) -> float | None:
+    """``margin`` if it is ``None`` (off) or in (0, 1)."""
+    if margin is None:
+        return None
+    if isinstance(margin, bool) or not isinstance(margin, Real) or not 0 < margin < 1:
+        raise ValueError(f"margin (alpha) must be in (0, 1), or None to turn the soft filter "
+                         f"off; got {margin!r}")
+    return float(margin)
+
+
+def accuracy_filter(logits: torch.Tensor, targets: torch.Tensor, margin: float | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ASSIST filter: ``(wrong, marginal)`` CPU bool masks.
+
+    ``wrong`` marks the misclassified samples; ``marginal`` marks the *correctly* classified
+    samples whose top-2 softmax probabilities are within the margin, ``p1 - p2 <= margin``
+    (the soft accuracy of Alg 6). A sample is accepted when ``wrong | marginal``.
+
+    Args:
+        logits: ``(n, classes)`` logits of a forward pass (any device).
+        targets: ``(n,)`` integer labels.
+        margin: alpha in (0, 1), or ``None`` for the hard filter alone (``marginal`` is all
+            ``False``). Default ``None``.
+    """
+    margin = check_margin(margin)
+    wrong = misclassified(logits, targets)
+    if margin is None:
+        return wrong, torch.zeros_like(wrong)
+    return wrong, ~wrong & (top2_margin(logits) <= margin)
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _check_patience(patience: Any) -> int | None:
+    if patience is None:
+        return None
+    if isinstance(patience, bool) or not isinstance(patience, Real) \
+            or int(patience) != patience or patience < 1:
+        raise ValueError(f"patience must be a number of samples >= 1 (or None: the size of "
+                         f"the training set), got {patience!r}")
+    return int(patience)
+
+
+# ---------------------------------------------------------------------- the selector
+@register_method("assist", "selector",
+                 "ASSIST: train on the misclassified samples, accumulated into full batches")
+class AssistSelector(BatchSelector):
+    """ASSIST batchwise filtering (Smedås 2021, seed 004): each raw batch gets a no-grad
+    forward (eval mode); the samples it misclassifies are accepted into a buffer that
+    releases training batches of the run's ``batch_size`` (Alg 10, "batch accumulation").
+
+    The raw batch size is the run's ``forward_batch_size`` (the thesis'
+    ``accumulation_batch_size``; default the training batch size, as in the thesis). The
+    defaults are the thesis' method: buffer kept across epochs, a step only when the buffer
+    holds **more** than ``batch_size`` samples, the overflow discarded, at most one step per
+    raw batch.
+
+    Args:
+        strict: step when the buffer holds *more* than ``batch_size`` (Alg 10's ``>``; with
+            raw size = batch size at least two raw batches per step). ``False``: at
+            ``batch_size`` (``>=``). Default ``True``.
+        overflow: ``"discard"`` (default, the thesis) drops the accepted samples beyond
+            ``batch_size`` after a step; ``"carry"`` keeps them for the next batch.
+        repeat: ``False`` (default, the thesis' "if"): at most one step per raw batch;
+            ``True`` ("while"): as many steps as the buffer allows.
+        end_of_epoch: ``"carry"`` (default, the thesis: the buffer persists across epochs;
+            what is pending when training ends is never used), ``"flush"`` (one smaller step
+            at the end of every epoch) or ``"drop"``.
+        accumulate: ``True`` (default, Alg 10). ``False``: the unstable batch size variant
+            (Alg 9): one step on each raw batch's accepted samples, whatever their number,
+            and no step for a raw batch that accepts nothing; ``strict``, ``overflow``,
+            ``repeat`` and ``end_of_epoch`` then do not apply.
+        margin: alpha in (0, 1) of the soft accuracy filter (Alg 6): also accept correctly
+            classified samples whose two largest softmax probabilities satisfy
+            ``p1 - p2 <= alpha``. Default ``None`` (hard filter only). Needs
+            ``filter="hard"``.
+        filter: ``"hard"`` (default): the accuracy filter; ``"none"``: every sample is a
+            candidate (a loss selector alone, as in the thesis' preliminary work).
+        selector: loss selector applied *after* the filter, to the misclassified samples of
+            each raw batch ("selectors x filters", §5.4): ``"all"`` (default: keep them all,
+            pure ASSIST), ``"top-k"``, ``"top-q"``, ``"weighted"`` or ``"q-split"``; see
+            :mod:`thrifty.selection.loss_selectors`. As in Alg 6 the margin's samples are
+            added after the selector, not ranked by it.
+        k: top-k / weighted / q-split: a count per raw batch (integer >= 1) or a share in
+            (0, 1) of the candidates. Default ``None`` = 0.5.
+        q: top-q quantile in (0, 1). Default ``None`` = 0.5.
+        p: q-split power > 0. Default ``None`` = 2.0.
+        buckets: q-split buckets >= 2. Default ``None`` = 2.
+        starvation: what happens once the model classifies everything correctly (the rule
+            accepted nothing in the last ``patience`` forwarded samples), for every further
+            raw batch that accepts nothing: ``"random"`` (default) trains on the whole raw
+            batch (plain SGD for that batch, like the fallback of the thesis' preliminary
+            Alg 5; it goes through the same buffer); ``"skip"`` takes no step and counts the
+            batch (Alg 10 as written: no step ever again); ``"error"`` raises
+            :class:`~thrifty.engine.SelectionError`.
+        patience: forwarded samples in a row without an accepted one before ``starvation``
+            applies. Default ``None`` = the size of the training set (a full pass without
+            a single misclassified sample); required outside the engine, where the context
+            does not know the training set. Set it to the raw batch size to react to every
+            empty raw batch.
+
+    Decisions:
+        * The filter forward runs in eval mode under ``no_grad`` (the engine's selection
+          forward); the training step forwards the accepted samples again (the thesis' own
+          second forward). The buffer holds the augmented tensors themselves, so a sample is
+          trained in exactly the view that passed the filter ("hard filtering").
+        * Samples enter the buffer in raw-batch order, so the first ``batch_size`` of the
+          buffer are the oldest accepted samples.
+        * ``allow_empty_epoch`` is ``True``: an epoch without a step is part of the method
+          (the thesis: "several epochs may pass without a training step"); starvation is
+          handled by ``starvation`` and every count is reported.
+        * Alg 5's "fill up with random samples when fewer than k remain" is not applied:
+          the buffer accumulates until a batch is full.
+
+    Per-epoch diagnostics (``epoch_diagnostics``, reset after reading): ``selector_raw_batches``,
+    ``selector_forwarded``, ``selector_misclassified``, ``selector_marginal``,
+    ``selector_accepted`` (given to the buffer by the rule, fallbacks excluded),
+    ``selector_acceptance_ratio`` (accepted / forwarded), ``selector_starved_batches``,
+    ``selector_fallback_samples``, ``selector_steps`` (training batches the buffer released
+    for this selector's samples: exact, the engine's packer replayed on counts),
+    ``selector_raw_batches_per_step`` (0 when the epoch took no step) and
+    ``selector_pending`` (buffer size at the end of the epoch). The engine adds
+    ``overflow_discarded``.
+
+    State (checkpointed): ``counts`` (dict of ints), ``run`` (forwarded samples since the
+    last accepted one) and ``pending`` (the buffer's size, for the step count); the engine
+    saves the buffer's samples itself.
+    """
+
+    name = "assist"
+    identity = False
+    allow_empty_epoch = True
+    _state_attrs = ("counts", "run", "pending")
+    _count_keys = ("raw_batches", "forwarded", "misclassified", "marginal", "accepted",
+                   "starved_batches", "fallback_samples", "steps")
+
+    def __init__(self, strict: bool = True, overflow: str = "discard", repeat: bool = False,
+                 end_of_epoch: str = "carry", accumulate: bool = True,
+                 margin: float | None = None, filter: str = "hard", selector: str = "all",
+                 k: float | None = None, q: float | None = None, p: float | None = None,
+                 buckets: int | None = None, starvation: str = "random",
+                 patience: int | None = None) -> None:
+        self.strict = _check_bool("strict", strict)
+        self.repeat = _check_bool("repeat", repeat)
+        self.accumulate = _check_bool("accumulate", accumulate)
+        self.overflow = _check_choice("overflow", overflow, ("discard", "carry"))
+        self.end_of_epoch = _check_choice("end_of_epoch", end_of_epoch,
+                                          ("carry", "flush", "drop"))
+        self.filter = _check_choice("filter", filter, ("hard", "none"))
+        self.margin = check_margin(margin)
+        if self.margin is not None and self.filter == "none":
+            raise ValueError("margin adds correctly classified samples to the hard filter; "
+                             "with filter='none' every sample is already a candidate")
+        self.loss_selector = LossSelector(selector, k=k, q=q, p=p, buckets=buckets)
+        self.starvation = _check_choice("starvation", starvation, STARVATION)
+        self.patience_arg = _check_patience(patience)
+        self.patience = self.patience_arg
+        self.packing = PackingRule(immediate=True) if not self.accumulate else PackingRule(
+            strict=self.strict, overflow=self.overflow, repeat=self.repeat,
+            end_of_epoch=self.end_of_epoch)
+        self.batch_size = 0
+        self.counts: dict[str, int] = dict.fromkeys(self._count_keys, 0)
+        self.run = 0
+        self.pending = 0
+
+    # ------------------------------------------------------------------ engine hooks
+    def setup(self, ctx: TrainContext) -> None:
+        """Resolve ``patience`` from the training set size and remember rho."""
+        self.batch_size = ctx.batch_size
+        if self.patience_arg is None:
+            if len(ctx.labels) == 0:
+                raise ValueError("assist: the context does not know the training set size; "
+                                 "pass patience=<samples> (e.g. the size of the training set)")
+            self.patience = len(ctx.labels)
+
+    def needs_forward(self, ctx: TrainContext) -> bool:
+        return True
+
+    def select(self, batch: SelectionInput, ctx: TrainContext) -> torch.Tensor:
+        """Positions of the raw batch's samples that enter the buffer (sorted)."""
+        if self.patience is None:  # used outside the engine without setup()
+            self.setup(ctx)
+        n = len(batch.idx)
+        self.counts["raw_batches"] += 1
+        self.counts["forwarded"] += n
+        losses = batch.losses.detach().float().cpu()
+        if self.filter == "hard":
+            if batch.logits is None:
+                raise SelectionError("assist filters on the logits of a fresh selection "
+                                     "forward; it got stale losses without logits")
+            wrong, marginal = accuracy_filter(batch.logits, batch.targets, self.margin)
+            candidates = torch.nonzero(wrong).flatten()
+            extra = torch.nonzero(marginal).flatten()
+            self.counts["misclassified"] += len(candidates)
+            self.counts["marginal"] += len(extra)
+        else:
+            candidates, extra = torch.arange(n), torch.empty(0, dtype=torch.long)
+        chosen = candidates[self.loss_selector(losses[candidates], ctx.generator)]
+        pos = torch.cat([chosen, extra]).sort().values
+        if len(pos):
+            self.run = 0
+            self.counts["accepted"] += len(pos)
+        else:
+            pos = self._starved(n)
+        self._replay_packer(len(pos), ctx.batch_size or self.batch_size)
+        return pos
+
+    def _starved(self, n: int) -> torch.Tensor:
+        """The starvation rule for a raw batch of ``n`` samples that accepted nothing."""
+        self.run += n
+        if self.run < self.patience:
+            return torch.empty(0, dtype=torch.long)
+        self.counts["starved_batches"] += 1
+        if self.starvation == "error":
+            raise SelectionError(
+                f"assist starved: it accepted none of the last {self.run} forwarded samples "
+                f"(patience {self.patience}); the model classifies them correctly, so no step "
+                "would ever be taken again. Use starvation='random' (train on the raw "
+                "batches, plain SGD) or 'skip' (take no step, counted), or raise patience.")
+        if self.starvation == "skip":
+            return torch.empty(0, dtype=torch.long)
+        self.counts["fallback_samples"] += n
+        return torch.arange(n)
+
+    def _replay_packer(self, added: int, rho: int) -> None:
+        """Count the training batches the engine's packer releases for ``added`` samples."""
+        rule = self.packing
+        if rule.immediate:
+            self.counts["steps"] += int(added > 0)
+            return
+        self.pending += added
+        while self.pending > rho if rule.strict else self.pending >= rho:
+            self.counts["steps"] += 1
+            self.pending = 0 if rule.overflow == "discard" else self.pending - rho
+            if not rule.repeat:
+                break
+
+    def epoch_diagnostics(self) -> dict[str, float]:
+        """The epoch's counts (see the class docstring); resets them. Called by the engine
+        once per epoch, after the buffer's end-of-epoch rule, which is replayed here."""
+        if self.pending and not self.packing.immediate and self.end_of_epoch != "carry":
+            self.counts["steps"] += int(self.end_of_epoch == "flush")
+            self.pending = 0
+        c = self.counts
+        out = {f"selector_{k}": float(v) for k, v in c.items()}
+        out["selector_acceptance_ratio"] = c["accepted"] / c["forwarded"] if c["forwarded"] \
+            else 0.0
+        out["selector_raw_batches_per_step"] = c["raw_batches"] / c["steps"] if c["steps"] \
+            else 0.0
+        out["selector_pending"] = float(self.pending)
+        self.counts = dict.fromkeys(self._count_keys, 0)
+        return out

@@ -1,0 +1,303 @@
+"""Loss-based sample selectors of the ASSIST thesis' preliminary work (seed 004, §3.2.1).
+
+Smedås, *ASSIST: Accuracy-driven Sampling Strategies for Improved Supervised Training*
+(master's thesis, NTNU, 2021) first chose samples by their loss (Alg 3, 4) and later put an
+accuracy filter in front of such a selector (Alg 5, 6); §5.4 proposes every combination of
+selector and filter. This module is the selector half, as pure functions of a 1-D tensor of
+per-sample losses that return the **sorted positions** (CPU long tensor) of the chosen
+samples, plus :class:`LossSelector`, the validated, configured form used by
+:class:`~thrifty.selection.assist.AssistSelector` (``selector=...``).
+
+- :func:`top_k` (Alg 3): the k largest losses.
+- :func:`top_q`: every loss ``>=`` the q-quantile of the losses.
+- :func:`loss_weighted`: k random draws without replacement, probability proportional to
+  the loss.
+- :func:`q_split` (Alg 4): sort ascending, split the cumulative ``loss ** p`` into
+  ``buckets`` equal portions, draw ``k / buckets`` samples at random from each.
+
+``k`` is either a **count** (an integer >= 1: at most k samples out of the losses given,
+i.e. per raw batch inside ASSIST) or a **share** (a float in (0, 1): ``ceil(k * n)`` of the
+n losses given, at least one). See :func:`resolve_k`.
+
+Randomness only comes from the ``generator`` argument (inside the engine: the run's method
+generator ``ctx.generator``), so a seeded generator gives the same draws.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Real
+
+import torch
+
+SELECTORS = ("all", "top-k", "top-q", "weighted", "q-split")
+
+_EMPTY = torch.empty(0, dtype=torch.long)
+
+
+# ---------------------------------------------------------------------- validation
+def check_k(k: float) -> float:
+    """``k`` if it is a count (integer >= 1, also written ``32.0``) or a share in (0, 1).
+
+    Args:
+        k: the number of samples (count) or the share of the losses given (share).
+
+    Raises:
+        ValueError: for ``k <= 0``, booleans, non-numbers, NaN and non-integer values > 1.
+    """
+    if isinstance(k, bool) or not isinstance(k, Real) or not math.isfinite(k) or k <= 0:
+        raise ValueError(f"k must be a count (an integer >= 1) or a share in (0, 1), got {k!r}")
+    if k >= 1 and int(k) != k:
+        raise ValueError(f"k = {k!r} is neither a count (an integer >= 1) nor a share in "
+                         "(0, 1)")
+    return int(k) if k >= 1 else float(k)
+
+
+def check_q(q: float) -> float:
+    """``q`` if it is a quantile strictly between 0 and 1 (top-q)."""
+    if isinstance(q, bool) or not isinstance(q, Real) or not 0 < q < 1:
+        raise ValueError(f"q must be a quantile in (0, 1) (top-q keeps the losses >= the "
+                         f"q-quantile; typically 0.5), got {q!r}")
+    return float(q)
+
+
+def check_p(p: float) -> float:
+    """``p`` if it is a positive, finite power (q-split)."""
+    if isinstance(p, bool) or not isinstance(p, Real) or not math.isfinite(p) or p <= 0:
+        raise ValueError(f"p must be a positive power (q-split weighs losses by loss ** p; "
+                         f"typically 2 or more), got {p!r}")
+    return float(p)
+
+
+def check_buckets(buckets: int) -> int:
+    """``buckets`` if it is an integer >= 2 (q-split's q)."""
+    if isinstance(buckets, bool) or not isinstance(buckets, Real) or int(buckets) != buckets \
+            or buckets < 2:
+        raise ValueError(f"buckets must be an integer >= 2 (q-split's q; typically 2), got "
+                         f"{buckets!r}")
+    return int(buckets)
+
+
+def resolve_k(k: float, n: int) -> int:
+    """How many of ``n`` samples ``k`` asks for: ``min(k, n)`` for a count, ``ceil(k * n)``
+    (at least 1, at most n) for a share; 0 when ``n == 0``.
+
+    A tolerance of 1e-9 keeps float noise from rounding up (``0.3 * 10`` gives 3).
+
+    Args:
+        k: a count (integer >= 1) or a share in (0, 1); see :func:`check_k`.
+        n: the number of samples to choose from.
+    """
+    k = check_k(k)
+    if n <= 0:
+        return 0
+    if isinstance(k, int):
+        return min(k, n)
+    return min(n, max(1, math.ceil(k * n - 1e-9)))
+
+
+def _losses(losses: torch.Tensor) -> torch.Tensor:
+    x = torch.as_tensor(losses).detach().to("cpu", torch.float64).flatten()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("loss selectors need finite losses (got NaN or inf)")
+    return x
+
+
+# ---------------------------------------------------------------------- selectors
+def top_k(losses: torch.Tensor, k: float) -> torch.Tensor:
+    """Sorted positions of the k largest losses (Alg 3). Ties are broken by
+    :func:`torch.topk`.
+
+    Args:
+        losses: 1-D tensor of per-sample losses (finite).
+        k: count (integer >= 1) or share in (0, 1) of ``len(losses)``.
+    """
+    x = _losses(losses)
+    m = resolve_k(k, len(x))
+    if m == 0:
+        return _EMPTY.clone()
+    return torch.topk(x, m).indices.sort().values
+
+
+def top_q(losses: torch.Tensor, q: float) -> torch.Tensor:
+    """Sorted positions of the losses ``>=`` their q-quantile (linear interpolation, as
+    :func:`torch.quantile`). Keeps about ``(1 - q) * n`` samples, at least one.
+
+    Args:
+        losses: 1-D tensor of per-sample losses (finite).
+        q: quantile in (0, 1); 0.5 keeps the upper half.
+    """
+    q = check_q(q)
+    x = _losses(losses)
+    if len(x) == 0:
+        return _EMPTY.clone()
+    return torch.nonzero(x >= torch.quantile(x, q)).flatten()
+
+
+def loss_weighted(losses: torch.Tensor, k: float, generator: torch.Generator | None = None
+                  ) -> torch.Tensor:
+    """Sorted positions of k samples drawn at random **without replacement** with
+    probability **proportional to the loss** (the "loss weighted random selector").
+
+    The thesis leaves open whether the weights follow the loss or its rank and whether
+    draws are with replacement; proportional to the loss is the natural reading of "the
+    sorted loss as a probability density", and without replacement keeps duplicates out of
+    a training batch. Samples of zero (or negative) loss have weight 0 and are never drawn,
+    so fewer than k samples come back when fewer than k losses are positive.
+
+    Args:
+        losses: 1-D tensor of per-sample losses (finite).
+        k: count (integer >= 1) or share in (0, 1) of ``len(losses)``.
+        generator: randomness of the draws. Default ``None`` (torch's global generator).
+    """
+    x = _losses(losses)
+    w = x.clamp_min(0.0)
+    m = min(resolve_k(k, len(x)), int((w > 0).sum()))
+    if m == 0:
+        return _EMPTY.clone()
+    return torch.multinomial(w, m, replacement=False, generator=generator).sort().values
+
+
+def q_split_buckets(losses: torch.Tensor, p: float = 2.0, buckets: int = 2) -> torch.Tensor:
+    """Bucket (0 = lowest losses) of each sample under Alg 4's split of the cumulative
+    ``loss ** p`` into ``buckets`` equal portions.
+
+    The samples are sorted by ascending loss; sample j of that order owns the slice
+    ``[cuml[j] - w[j], cuml[j])`` of the total mass ``cuml[-1]`` (``w = loss ** p``,
+    ``cuml = cumsum(w)``) and goes to the bucket that holds the **middle** of its slice:
+    ``floor(buckets * (cuml[j] - w[j] / 2) / cuml[-1])``. This is the intended algorithm
+    without the thesis' indexing bugs (``cuml`` indexed by the original instead of the
+    sorted position; ``i``/``j`` mixed up). It equals the thesis' walk ("append to bucket b,
+    move on when ``cuml >= width * (b + 1)``") except for the one sample straddling each
+    boundary: the walk keeps it in the lower bucket, which with a high p leaves the few
+    dominant high-loss samples in bucket 0 and the top bucket empty, the opposite of the
+    stated purpose (a 1/q share of the picks among the few highest losses).
+
+    Negative losses count as 0. When every loss is 0 the mass is split by rank (as if all
+    losses were equal).
+
+    Args:
+        losses: 1-D tensor of per-sample losses (finite).
+        p: power > 0 on the losses. Default 2.0 (the thesis: "typically 2 or higher").
+        buckets: the number of buckets q >= 2. Default 2.
+    """
+    p, buckets = check_p(p), check_buckets(buckets)
+    x = _losses(losses)
+    if len(x) == 0:
+        return _EMPTY.clone()
+    order = torch.argsort(x, stable=True)
+    w = x[order].clamp_min(0.0).pow(p)
+    if not float(w.sum()) > 0:
+        w = torch.ones_like(w)
+    cuml = torch.cumsum(w, 0)
+    middle = cuml - w / 2
+    sorted_bucket = torch.floor(buckets * middle / cuml[-1]).long().clamp(0, buckets - 1)
+    out = torch.empty_like(sorted_bucket)
+    out[order] = sorted_bucket
+    return out
+
+
+def bucket_quotas(total: int, buckets: int) -> torch.Tensor:
+    """``total`` picks split as evenly as possible over ``buckets``: ``total // buckets``
+    each, the remainder one more each to the highest-loss buckets."""
+    base, rest = divmod(total, buckets)
+    quota = torch.full((buckets,), base, dtype=torch.long)
+    if rest:
+        quota[buckets - rest:] += 1
+    return quota
+
+
+def q_split(losses: torch.Tensor, k: float, p: float = 2.0, buckets: int = 2,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sorted positions chosen by the loss q-split random selector (Alg 4).
+
+    The losses are split into ``buckets`` by :func:`q_split_buckets`; each bucket then gives
+    ``k / buckets`` samples drawn uniformly without replacement (see :func:`bucket_quotas`
+    for a k that does not divide). A bucket with fewer members than its quota gives all of
+    them and its shortfall is **not** moved to other buckets (that would dilute the
+    high-loss picks), so fewer than k samples may come back.
+
+    Args:
+        losses: 1-D tensor of per-sample losses (finite).
+        k: count (integer >= 1) or share in (0, 1) of ``len(losses)``.
+        p: power > 0 on the losses. Default 2.0.
+        buckets: the number of buckets q >= 2. Default 2.
+        generator: randomness of the draws. Default ``None`` (torch's global generator).
+    """
+    bucket = q_split_buckets(losses, p, buckets)
+    n = len(bucket)
+    if n == 0:
+        return _EMPTY.clone()
+    quota = bucket_quotas(resolve_k(k, n), check_buckets(buckets))
+    # a random order inside each bucket: sort by bucket + uniform key in [0, 1)
+    key = bucket.double() + torch.rand(n, generator=generator, dtype=torch.float64)
+    order = torch.argsort(key)
+    sorted_bucket = bucket[order]
+    size = torch.bincount(bucket, minlength=len(quota))
+    start = torch.cumsum(size, 0) - size
+    rank = torch.arange(n) - start[sorted_bucket]
+    return order[rank < quota[sorted_bucket]].sort().values
+
+
+# ---------------------------------------------------------------------- configured form
+@dataclass(frozen=True)
+class LossSelector:
+    """A loss selector with its validated hyper-parameters; call it on a batch's losses.
+
+    Args:
+        kind: ``"all"`` (keep every sample; the default), ``"top-k"``, ``"top-q"``,
+            ``"weighted"`` or ``"q-split"``.
+        k: count (integer >= 1) or share in (0, 1) for top-k, weighted and q-split.
+            Default ``None`` = 0.5 (half of the samples given).
+        q: quantile in (0, 1) for top-q. Default ``None`` = 0.5.
+        p: power > 0 for q-split. Default ``None`` = 2.0.
+        buckets: number of buckets >= 2 for q-split. Default ``None`` = 2.
+
+    A hyper-parameter that the chosen kind does not use is refused (``ValueError``), so a
+    typo such as ``selector=top-q, k=8`` does not pass silently.
+    """
+
+    kind: str = "all"
+    k: float | None = None
+    q: float | None = None
+    p: float | None = None
+    buckets: int | None = None
+
+    _USES = {"all": (), "top-k": ("k",), "top-q": ("q",), "weighted": ("k",),
+             "q-split": ("k", "p", "buckets")}
+    _DEFAULTS = {"k": 0.5, "q": 0.5, "p": 2.0, "buckets": 2}
+    _CHECKS = {"k": check_k, "q": check_q, "p": check_p, "buckets": check_buckets}
+
+    def __post_init__(self) -> None:
+        if self.kind not in SELECTORS:
+            raise ValueError(f"selector must be one of {', '.join(SELECTORS)}, got "
+                             f"{self.kind!r}")
+        uses = self._USES[self.kind]
+        for name in ("k", "q", "p", "buckets"):
+            value = getattr(self, name)
+            if name not in uses:
+                if value is not None:
+                    raise ValueError(f"{name} is not a hyper-parameter of selector "
+                                     f"{self.kind!r} (it uses: {', '.join(uses) or 'none'})")
+                continue
+            value = self._DEFAULTS[name] if value is None else value
+            object.__setattr__(self, name, self._CHECKS[name](value))
+
+    def __call__(self, losses: torch.Tensor, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        """Sorted positions (into ``losses``) of the chosen samples.
+
+        Args:
+            losses: 1-D tensor of per-sample losses.
+            generator: randomness of weighted and q-split. Default ``None``.
+        """
+        if self.kind == "all":
+            return torch.arange(len(losses))
+        if self.kind == "top-k":
+            return top_k(losses, self.k)
+        if self.kind == "top-q":
+            return top_q(losses, self.q)
+        if self.kind == "weighted":
+            return loss_weighted(losses, self.k, generator)
+        return q_split(losses, self.k, self.p, self.buckets, generator)
