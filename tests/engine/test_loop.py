@@ -245,3 +245,9 @@ def test_selector_may_allow_empty_epochs(tiny_config, digits):
     result = Trainer(tiny_config(epochs=1), train=digits[0], test=digits[1], selector=Starved(),
                      log=lambda s: None).fit()
     assert result["epochs"][0]["samples_trained"] == 0
+
+
+def test_forward_batch_size_does_not_change_plain_training(tiny_config, digits):
+    cfg = tiny_config(epochs=1, batch_size=32, forward_batch_size=128)
+    result = Trainer(cfg, train=digits[0], test=digits[1], log=lambda s: None).fit()
+    assert result["epochs"][0]["optimizer_steps"] == math.ceil(len(digits[0]) / 32)

@@ -511,7 +511,8 @@ class Trainer:
         position = position or 0
         energy0 = self.energy_meter.read() if self.energy_meter else 0.0
         # forward ("raw") batches may be larger than training batches when a selector packs
-        bs = cfg.forward_batch_size or cfg.batch_size
+        bs = cfg.batch_size if self.selector.identity else (cfg.forward_batch_size
+                                                            or cfg.batch_size)
         total = math.ceil(len(order) / bs)
         bar = tqdm(total=total, initial=position, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not cfg.progress, leave=False, dynamic_ncols=True)
