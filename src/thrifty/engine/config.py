@@ -68,6 +68,8 @@ class RunConfig:
     run_name: str | None = _f(None, "name of the run folder (default: derived from the config)")
     num_workers: int = _f(0, "DataLoader workers for on-disk datasets")
     progress: bool = _f(True, "show a progress bar per epoch")
+    track: str = _f("none", "mirror per-epoch numbers to tensorboard or mlflow (optional "
+                            "packages); result.json is always written")
     energy: str = _f("auto", "energy counter: auto (NVML on CUDA, else RAPL, else a labelled "
                              "estimate), rapl, nvml, estimate, off")
 
@@ -83,6 +85,8 @@ class RunConfig:
             (self.amp in ("off", "auto", "bf16", "fp16"),
              f"amp must be off, auto, bf16 or fp16, got {self.amp!r}"),
             (self.train_stats_every >= 0, "train_stats_every must be >= 0"),
+            (self.track in ("none", "tensorboard", "mlflow"),
+             f"track must be none, tensorboard or mlflow, got {self.track!r}"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
             (self.train_limit is None or self.train_limit > 0, "train_limit must be positive"),
             (self.test_limit is None or self.test_limit > 0, "test_limit must be positive"),

@@ -200,6 +200,7 @@ class Trainer:
         self._stop_signal: int | None = None
         self._stop_requested = False
         self._resume_state: dict[str, Any] | None = None
+        self.tracker = None
 
     # ------------------------------------------------------------------ public API
     @classmethod
@@ -448,6 +449,10 @@ class Trainer:
     def _fit(self) -> dict[str, Any]:
         cfg = self.config
         self._prepare_run_dir()
+        if cfg.track != "none":
+            from thrifty.engine.tracking import Tracker
+
+            self.tracker = Tracker(cfg.track, self.run_dir, cfg.to_dict())
         pool_ctx_epoch = 0
         self.ctx.epoch = pool_ctx_epoch
         start_epoch, position, order, stats = 0, None, None, None
@@ -485,6 +490,9 @@ class Trainer:
             with contextlib.suppress(Exception):
                 self._write_result("failed", f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            if self.tracker is not None:
+                self.tracker.close()
         result = self._write_result("finished")
         self._save(cfg.epochs)
         return result
@@ -561,6 +569,8 @@ class Trainer:
         self.history.append(stats.to_dict())
         self._stats = None
         self.log(self._summary(stats))
+        if self.tracker is not None:
+            self.tracker.log_epoch(self.history[-1])
         self._write_result("running")
         if cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
             self._save(epoch + 1)
