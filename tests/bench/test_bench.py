@@ -25,6 +25,8 @@ def test_method_strings():
     r = parse_method_string("rpc+adonis rpc.alpha=0.8 theta=0.1")
     assert r.method == ["rpc", "adonis"] and r.method_args == {"rpc.alpha": 0.8, "theta": 0.1}
     assert parse_method_string("easy:rpc alpha=0.5").label == "easy"
+    spaced = parse_method_string("fixed 0.3: random-adaptive ratio=0.3")
+    assert spaced.label == "fixed 0.3" and spaced.method == ["random-adaptive"]
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_method_string("rpc alpha")
 

@@ -97,11 +97,12 @@ def parse_method_string(text: str) -> MethodRun:
     """``"adonis eta=2 theta=0.1"`` or ``"rpc+adonis rpc.alpha=0.8"`` -> :class:`MethodRun`.
 
     The first word names the method(s) (``+`` combines); the rest are ``KEY=VALUE``.
-    An optional ``LABEL:`` prefix sets the label (default: the whole text).
+    An optional ``LABEL:`` prefix (may contain spaces) sets the label (default: the text).
     """
     label = None
-    if ":" in text.split()[0]:
-        label, _, text = text.partition(":")
+    colon, equals = text.find(":"), text.find("=")
+    if colon > 0 and (equals < 0 or colon < equals):  # "LABEL: METHOD KEY=VALUE ..."
+        label, text = text[:colon].strip(), text[colon + 1:]
     words = text.split()
     if not words:
         raise ValueError("empty method string")
