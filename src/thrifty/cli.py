@@ -255,7 +255,7 @@ def _cmd_methods() -> int:
 
 # The demo compares the baseline with these runs, in this order of preference; those whose
 # method is not available are left out. Sized to finish in about 10 minutes on 2 CPU cores.
-DEMO_RUNS = ["infobatch prune_ratio=0.5", "adonis eta=3", "rpc alpha=0.8"]
+DEMO_RUNS = ["infobatch prune_ratio=0.5", "stale-sb", "rpc alpha=0.8"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
