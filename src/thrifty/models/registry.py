@@ -51,13 +51,9 @@ register_model("mobilenetv2")(
         num_classes, in_channels=input_shape[0], **kw))
 
 
-def load_weights(model: nn.Module, path: str | Path, strict: bool = False) -> nn.Module:
-    """Load a state dict from ``path`` (``weights_only=True``); drop a mismatching classifier.
-
-    Accepts a plain state dict or a dict with a ``model``/``state_dict`` entry (a thrifty
-    checkpoint). Tensors whose shape does not match (for example a 1000-class head on a
-    10-class model) are skipped and reported.
-    """
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``path`` (``weights_only=True``), unwrapped from a ``model`` or
+    ``state_dict`` entry (a thrifty or Lightning-style checkpoint)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}. Give the path of a saved "
@@ -66,10 +62,27 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = False) -> nn
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
+    return state
+
+
+def fitting_tensors(model: nn.Module, state: dict[str, torch.Tensor]
+                    ) -> dict[str, torch.Tensor]:
+    """The entries of ``state`` whose name and shape match ``model``'s own tensors."""
     own = model.state_dict()
-    keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    return {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+
+
+def load_weights(model: nn.Module, path: str | Path, strict: bool = False) -> nn.Module:
+    """Load a state dict from ``path`` (``weights_only=True``); drop a mismatching classifier.
+
+    Accepts a plain state dict or a dict with a ``model``/``state_dict`` entry (a thrifty
+    checkpoint). Tensors whose shape does not match (for example a 1000-class head on a
+    10-class model) are skipped and reported.
+    """
+    state = read_state_dict(path)
+    keep = fitting_tensors(model, state)
     skipped = sorted(set(state) - set(keep))
-    if strict and (skipped or set(own) - set(keep)):
+    if strict and (skipped or set(model.state_dict()) - set(keep)):
         raise ValueError(f"weights in {path} do not match the model: skipped {skipped[:5]}")
     model.load_state_dict(keep, strict=False)
     if not keep:

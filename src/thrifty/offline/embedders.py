@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from thrifty.data import TensorData, dataset_labels, iterate_batches
 from thrifty.engine.checkpoint import rng_state, save_checkpoint, set_rng_state
+from thrifty.models.registry import fitting_tensors, read_state_dict
 
 CACHE_FORMAT = "thrifty-embeddings/1"
 EMBEDDERS = ("snapshot", "pixels", "torchvision")
@@ -389,13 +390,8 @@ class TorchvisionEmbedder(Embedder):
         from torchvision import models as tvm
 
         model = strip_classifier(tvm.get_model(self.arch, weights=None))
-        state = torch.load(self.weights, map_location="cpu", weights_only=True)
-        for key in ("model", "state_dict"):
-            if isinstance(state, dict) and isinstance(state.get(key), dict):
-                state = state[key]
-        own = model.state_dict()
-        fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-        missing = sorted(set(own) - set(fitting))
+        fitting = fitting_tensors(model, read_state_dict(self.weights))
+        missing = sorted(set(model.state_dict()) - set(fitting))
         if missing:
             raise ValueError(f"{self.weights} does not fit torchvision {self.arch}: "
                              f"{len(missing)} tensor(s) missing or of another shape, e.g. "
