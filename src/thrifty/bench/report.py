@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import json
 import math
 import statistics
@@ -64,6 +65,12 @@ def _finished(by_seed: dict[int, Any]) -> list[dict[str, Any]]:
     return [r for r in by_seed.values() if r and r.get("status") == "finished"]
 
 
+def _epoch_means(runs: list[dict[str, Any]], key: str) -> list[float]:
+    """Per-epoch mean of ``key`` over seeds (up to the shortest run)."""
+    n = min(len(r["epochs"]) for r in runs)
+    return [statistics.fmean(r["epochs"][e][key] for r in runs) for e in range(n)]
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -77,12 +84,8 @@ def plot_accuracy_vs_time(results) -> bytes:
         runs = _finished(by_seed)
         if not runs:
             continue
-        n = min(len(r["epochs"]) for r in runs)
-        t, acc, total = [], [], 0.0
-        for e in range(n):
-            total += statistics.fmean(r["epochs"][e]["train_time"] for r in runs)
-            t.append(total)
-            acc.append(100 * statistics.fmean(r["epochs"][e]["test_accuracy"] for r in runs))
+        t = list(itertools.accumulate(_epoch_means(runs, "train_time")))
+        acc = [100 * a for a in _epoch_means(runs, "test_accuracy")]
         ax.plot(t, acc, marker="o", ms=3, label=label,
                 lw=2.5 if label.endswith(BASELINE) else 1.5)
     ax.set_xlabel("training wall time (s, evaluation excluded; mean over seeds)")
@@ -119,10 +122,8 @@ def plot_selected_share(results) -> bytes:
         if not runs:
             continue
         size = runs[0].get("dataset", {}).get("train_size") or 1
-        n = min(len(r["epochs"]) for r in runs)
-        share = [100 * statistics.fmean(r["epochs"][e]["samples_trained"] for r in runs) / size
-                 for e in range(n)]
-        ax.plot(range(1, n + 1), share, marker="o", ms=3, label=label)
+        share = [100 * v / size for v in _epoch_means(runs, "samples_trained")]
+        ax.plot(range(1, len(share) + 1), share, marker="o", ms=3, label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("samples trained / training set (%)")
     ax.grid(alpha=0.3)

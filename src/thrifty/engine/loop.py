@@ -201,6 +201,7 @@ class Trainer:
         self._stop_requested = False
         self._resume_state: dict[str, Any] | None = None
         self.tracker = None
+        self._environment = environment(self.device)  # once per run: it asks git
 
     # ------------------------------------------------------------------ public API
     @classmethod
@@ -430,7 +431,7 @@ class Trainer:
         self.result = {
             "format": RESULT_FORMAT, "status": status, "error": error,
             "run_dir": str(self.run_dir), "config": self.config.to_dict(),
-            "environment": environment(self.device),
+            "environment": self._environment,
             "dataset": {"name": getattr(self.train_data, "name", type(self.train_data).__name__),
                         "train_size": len(self.train_data), "test_size": len(self.test_data),
                         "pool_size": len(self.sampler.pool)},
@@ -453,8 +454,7 @@ class Trainer:
             from thrifty.engine.tracking import Tracker
 
             self.tracker = Tracker(cfg.track, self.run_dir, cfg.to_dict())
-        pool_ctx_epoch = 0
-        self.ctx.epoch = pool_ctx_epoch
+        self.ctx.epoch = 0
         start_epoch, position, order, stats = 0, None, None, None
         if self._resume_state is None:
             t0 = time.perf_counter()

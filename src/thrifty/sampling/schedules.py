@@ -129,18 +129,14 @@ class RatioSchedule:
             what = "none" if not given else ", ".join(sorted(given))
             raise ValueError(f"the {shape} schedule needs exactly one of "
                              f"{', '.join(sorted(allowed))} to set its decay; got {what}")
-        if final_ratio is not None:
-            check_ratio(final_ratio, "final_ratio")
-            if final_ratio > self.ratio:
-                raise ValueError(f"final_ratio {final_ratio} is above the initial ratio "
-                                 f"{self.ratio}, but the schedules only decrease; lower "
-                                 "final_ratio or raise ratio")
-        if mean_ratio is not None:
-            check_ratio(mean_ratio, "mean_ratio")
-            if mean_ratio > self.ratio:
-                raise ValueError(f"mean_ratio {mean_ratio} is above the initial ratio "
-                                 f"{self.ratio}; a decreasing schedule's mean is at most its "
-                                 "initial ratio. Lower mean_ratio or raise ratio")
+        for name, target in (("final_ratio", final_ratio), ("mean_ratio", mean_ratio)):
+            if target is None:
+                continue
+            check_ratio(target, name)
+            if target > self.ratio:
+                raise ValueError(f"{name} {target} is above the initial ratio {self.ratio}, "
+                                 f"but the schedules only decrease; lower {name} or raise "
+                                 "ratio")
         if alpha is not None and not (_is_number(alpha) and math.isfinite(alpha) and alpha >= 0):
             raise ValueError(f"alpha must be a finite number >= 0 (0 keeps the ratio "
                              f"constant), got {alpha!r}")
