@@ -66,3 +66,54 @@ def test_energy_gain_only_between_same_sources():
     assert by["m"]["energy_gain"] == pytest.approx(40.0)
     assert by["m"]["energy_source"] == "measured"
     assert math.isnan(by["mixed"]["energy_gain"]) and by["mixed"]["energy_source"] == "estimated"
+
+
+class FakeMeter:
+    """An energy meter whose joules are whatever the test's pieces add."""
+
+    source, measured = "fake", True
+
+    def __init__(self):
+        self.joules = 0.0
+
+    def read(self):
+        return self.joules
+
+    def describe(self):
+        return "fake counter"
+
+
+def test_energy_covers_preparation_and_the_samplers_selection_pass(tiny_config, digits):
+    from thrifty.engine import Trainer
+    from thrifty.engine.interfaces import EpochSampler, Reducer
+
+    meter = FakeMeter()
+
+    class CostlyReducer(Reducer):  # e.g. an embedding pass before training
+        name = "costly"
+
+        def fit(self, labels, **kwargs):
+            meter.joules += 7.0
+            return super().fit(labels, **kwargs)
+
+    class ScoringSampler(EpochSampler):  # e.g. loss-adaptive's selection forward
+        name = "scoring"
+
+        def begin_epoch(self, ctx):
+            meter.joules += 5.0
+
+    trainer = Trainer(tiny_config(epochs=2, energy="estimate"), train=digits[0],
+                      test=digits[1], reducer=CostlyReducer(), sampler=ScoringSampler(),
+                      log=lambda s: None)
+    trainer.energy_meter = meter
+    result = trainer.fit()
+    assert [e["energy_j"] for e in result["epochs"]] == [5.0, 5.0]  # training adds nothing
+    assert result["final"]["energy_j"] == 10.0
+    assert result["final"]["prep_energy_j"] == 7.0
+
+
+def test_energy_gain_counts_preparation():
+    base, reduced = run(100.0, "rapl", True), run(60.0, "rapl", True)
+    reduced["final"]["prep_energy_j"] = 20.0
+    rows = compute_rows({"baseline": {0: base}, "ids": {0: reduced}})
+    assert rows[1]["energy_gain"] == pytest.approx(20.0)

@@ -196,6 +196,7 @@ class Trainer:
         self.run_dir = Path(cfg.out_dir) / (cfg.run_name or cfg.default_run_name())
         self.result: dict[str, Any] = {}
         self.prep_time = 0.0
+        self.prep_energy_j = 0.0
         self._stats: EpochStats | None = None
         self._stop_signal: int | None = None
         self._stop_requested = False
@@ -360,6 +361,7 @@ class Trainer:
             "position": position, "order": order,
             "stats": None if stats is None else {**stats.to_dict(), "_loss_sum": stats._loss_sum},
             "history": self.history, "prep_time": self.prep_time,
+            "prep_energy_j": self.prep_energy_j,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "record": self.record.state_dict(), "reducer": self.reducer.state_dict(),
@@ -389,6 +391,7 @@ class Trainer:
         self.method_generator.set_state(state["method_generator"])
         self.history = list(state["history"])
         self.prep_time = state["prep_time"]
+        self.prep_energy_j = state.get("prep_energy_j", 0.0)  # absent in older checkpoints
         set_rng_state(state["rng"])
         stats = None
         if state["stats"] is not None:
@@ -425,6 +428,7 @@ class Trainer:
                 "samples_trained": sum(e["samples_trained"] for e in epochs),
                 "optimizer_steps": sum(e["optimizer_steps"] for e in epochs),
                 "energy_j": sum(e.get("energy_j", 0.0) for e in epochs),
+                "prep_energy_j": self.prep_energy_j,
                 "test_loss": last["test_loss"], "train_loss_stats": last["train_loss_stats"],
                 "loss_ratios": last["loss_ratios"],
             }
@@ -458,8 +462,11 @@ class Trainer:
         start_epoch, position, order, stats = 0, None, None, None
         if self._resume_state is None:
             t0 = time.perf_counter()
+            e0 = self.energy_meter.read() if self.energy_meter else 0.0
             self.reducer.fit(self.labels, seed=cfg.seed, dataset=self.train_data, trainer=self)
             self.prep_time = time.perf_counter() - t0
+            if self.energy_meter:
+                self.prep_energy_j = self.energy_meter.read() - e0
             pool = self.reducer.indices_
             if self.reducer.name != "full":  # the kept indices travel with the run
                 save_checkpoint(self.run_dir / "subset.pt",
@@ -506,12 +513,17 @@ class Trainer:
         self._stats = stats
         if order is None:
             self.sampler.set_epoch(epoch)
+            # the sampler may run a selection forward pass here (loss-adaptive, ASSIST
+            # epochwise): its time and its energy belong to the epoch
+            e_sel = self.energy_meter.read() if self.energy_meter else 0.0
             t0 = time.perf_counter()
             fwd0 = stats.time["selection_forward"]
             self.sampler.begin_epoch(self.ctx)
             order = torch.as_tensor(list(iter(self.sampler)), dtype=torch.long)
             stats.time["selection_logic"] += (time.perf_counter() - t0
                                               - (stats.time["selection_forward"] - fwd0))
+            if self.energy_meter:
+                stats.energy_j += self.energy_meter.read() - e_sel
             position = 0
             if len(order) == 0:
                 raise SelectionError(f"sampler {self.sampler.name!r} selected no samples for "
