@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reduce", help="build and inspect an IDS registry (offline reduction) for a dataset",
         description="Embed the training set, build the IDS registry (per-class order by "
         "distance to the class prototype), save it, print the class balance that --alpha and "
-        "--mode keep and the preparation time, and save a plot of the distances per class. "
+        "--mode keep and the preparation time, and save a plot of the distances of every "
+        "class. Options are checked before any data is loaded or embedded. "
         "Train on it later with --method ids --method-arg registry=OUT/registry.pt.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     reduce.add_argument("--config", metavar="FILE", help="YAML/TOML run options (dataset, "
@@ -97,14 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="snapshot: warm-up of the run's model (download-free); pixels: "
                         "PCA of the pixels; torchvision: a model with --weights")
     reduce.add_argument("--weights", dest="embed_weights", metavar="PATH",
-                        help="weights file of the torchvision embedder")
+                        help="weights file of the torchvision embedder (only with "
+                        "--embedder torchvision)")
     reduce.add_argument("--arch", default="resnet18", help="torchvision embedder architecture")
     reduce.add_argument("--warmup-epochs", type=int, default=3, help="snapshot warm-up epochs")
     reduce.add_argument("--alpha", type=float, default=0.8, help="kept share to describe")
     reduce.add_argument("--mode", default="hard", choices=["easy", "hard"],
                         help="order to describe")
     reduce.add_argument("--single-prototype", action="store_true",
-                        help="one prototype for the whole dataset (multi-label data)")
+                        help="one prototype for the whole dataset (multi-label data); the "
+                        "class balance is still printed when every sample has one label")
     reduce.add_argument("--out", default="reduce", metavar="DIR",
                         help="folder for registry.pt, distances.png and summary.json")
     for flag, kw in (("--workload", {"choices": list(WORKLOADS)}), ("--dataset", {}),
@@ -204,34 +207,53 @@ def _cmd_reduce(args: argparse.Namespace) -> int:
     from thrifty.data import dataset_labels, load_dataset
     from thrifty.engine import make_config
     from thrifty.engine.checkpoint import write_json
+    from thrifty.offline.common import check_alpha, check_mode
+    from thrifty.offline.embedders import make_embedder
     from thrifty.offline.inspect import build_registry, describe, plot_distances
 
+    # refuse bad options before any work (a snapshot warm-up trains epochs first)
+    alpha, mode = check_alpha(args.alpha), check_mode(args.mode)
+    if args.embed_weights is not None and args.embedder != "torchvision":
+        raise ValueError(f"--weights is only used by --embedder torchvision, not "
+                         f"{args.embedder}; add --embedder torchvision (or drop --weights)")
     overrides = {k: getattr(args, k) for k in ("workload", "dataset", "data_root", "model",
                                                 "train_limit", "seed") if hasattr(args, k)}
     cfg = make_config(overrides, args.config)
-    train, _ = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.augment,
-                            seed=cfg.seed)
-    if hasattr(train, "subset"):
-        train = train.subset(cfg.train_limit, seed=cfg.seed)
     options: dict[str, Any] = {}
     if args.embedder == "snapshot":
         options = {"config": cfg, "warmup_epochs": args.warmup_epochs}
     elif args.embedder == "torchvision":
         options = {"weights": args.embed_weights, "arch": args.arch}
+    embedder = make_embedder(args.embedder, **options)  # checks weights/epochs up front
+    train, _ = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.augment,
+                            seed=cfg.seed)
+    if hasattr(train, "subset"):
+        train = train.subset(cfg.train_limit, seed=cfg.seed)
     out = Path(args.out)
-    registry = build_registry(train, args.embedder, per_class=not args.single_prototype,
-                              path=out / "registry.pt", **options)
-    labels = None if args.single_prototype else dataset_labels(train)
-    summary = describe(registry, labels, args.alpha, args.mode)
+    registry = build_registry(train, embedder, per_class=not args.single_prototype,
+                              path=out / "registry.pt")
+    # the class balance is printed whenever the data have one class per sample, also with
+    # a single prototype (multi-label or label-less data: totals only)
+    try:
+        labels = dataset_labels(train)
+    except ValueError:
+        labels = None
+    if labels is not None and (labels.dim() != 1 or len(labels) != registry.num_samples):
+        labels = None
+    summary = describe(registry, labels, alpha, mode)
     plot = plot_distances(registry, out / "distances.png")
     write_json(out / "summary.json", summary)
     print(f"IDS registry of {summary['total']} samples ({summary['embedder']} embeddings), "
-          f"built in {summary['prep_time']:.2f}s")
+          f"built in {summary['prep_time']:.2f}s"
+          + (", one prototype for the whole dataset" if args.single_prototype else ""))
     print(f"alpha={summary['alpha']} mode={summary['mode']}: keeps {summary['kept']} "
           f"({100 * summary['share']:.1f}%)")
     for c, v in summary.get("per_class", {}).items():
         print(f"  class {c:>3}: {v['before']:>6} -> {v['after']:>6}")
-    print(f"registry: {out / 'registry.pt'}\nplot: {plot}\nsummary: {out / 'summary.json'}")
+    groups = len(registry.groups)
+    drawn = f"all {groups} classes" if registry.per_class else "one group"
+    print(f"registry: {out / 'registry.pt'}\nplot: {plot} ({drawn})\n"
+          f"summary: {out / 'summary.json'}")
     return 0
 
 

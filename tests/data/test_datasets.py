@@ -20,6 +20,7 @@ from thrifty.data import (
     random_crop_flip,
 )
 from thrifty.data import datasets as ds
+from thrifty.data.tensor import eval_view
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -123,6 +124,54 @@ def test_image_folder(tmp_path):
     assert batch.x.shape == (2, 3, 32, 32) and batch.idx.tolist() == [3, 0]
     assert batch.y.tolist() == [1, 0]
     assert dataset_labels(val).tolist() == [0, 0, 1, 1]
+
+
+def fake_image_folder(root: Path, per_class: int = 3, side: int = 8) -> Path:
+    """train/ and val/ with two classes of random-noise ``side x side`` PNGs."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / c / f"{i}.png")
+    return root
+
+
+def test_eval_view_of_an_augmented_image_folder_is_deterministic(tmp_path):
+    train, val = load_image_folder(fake_image_folder(tmp_path), image_size=8)
+    view = eval_view(train)
+    assert view is not train and view.transform is train.eval_transform
+    assert train.transform is not train.eval_transform  # training keeps its random crop
+    assert view.samples is train.samples and view.targets == train.targets
+    assert torch.equal(view[0][0], view[0][0]) and view[0][0].shape == (3, 8, 8)
+    torch.manual_seed(0)
+    crops = [train[0][0] for _ in range(5)]
+    assert any(not torch.equal(crops[0], c) for c in crops[1:])  # the training view is random
+    # same pixels as the validation transform applied to the same file
+    plain, _ = load_image_folder(tmp_path, image_size=8, augment=False)
+    assert torch.equal(view[2][0], plain[2][0])
+    assert eval_view(view) is view
+    sub = torch.utils.data.Subset(train, [1, 2])
+    assert torch.equal(eval_view(sub)[0][0], view[1][0]) and sub.dataset is train
+    tensors, _ = load_synthetic(n_train=4, n_test=2)
+    assert eval_view(tensors) is tensors and eval_view(val) is val
+
+
+def test_a_dataloader_pass_leaves_the_global_rng_alone(tmp_path):
+    train, _ = load_image_folder(fake_image_folder(tmp_path), image_size=8)
+    base = torch.utils.data.TensorDataset(torch.randn(5, 2), torch.tensor([0, 1, 0, 1, 0]))
+    for data in (eval_view(train), base):
+        state = torch.get_rng_state()
+        batches = list(iterate_batches(data, range(len(data)), 2))
+        assert len(batches) == 3 and torch.equal(torch.get_rng_state(), state)
+    # a given generator is the one the DataLoader draws its base seed from
+    g = torch.Generator().manual_seed(3)
+    before, state = g.get_state(), torch.get_rng_state()
+    list(iterate_batches(base, range(5), 2, generator=g))
+    assert not torch.equal(g.get_state(), before) and torch.equal(torch.get_rng_state(), state)
 
 
 def test_image_folder_missing(tmp_path):

@@ -180,3 +180,73 @@ def test_snapshot_outside_the_engine_trains_once_then_hits_the_cache(digits, tmp
         SnapshotEmbedder(1).embed(train)
     with pytest.raises(ValueError, match="warmup_epochs must be a positive integer"):
         SnapshotEmbedder(0)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """A tiny on-disk ImageFolder: 2 classes x 4 random-noise 8x8 PNGs (train and val)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(4):
+                pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / c / f"{i}.png")
+    return root
+
+
+def test_augmented_image_folder_is_embedded_and_fingerprinted_without_random_crops(
+        image_folder, tmp_path):
+    from thrifty.data import dataset_labels, load_image_folder
+    from thrifty.offline import IDS
+    from thrifty.offline.embedders import data_fingerprint
+    from thrifty.offline.inspect import build_registry
+
+    train, _ = load_image_folder(image_folder, image_size=8)  # augment on (the default)
+    plain, _ = load_image_folder(image_folder, image_size=8, augment=False)
+    torch.manual_seed(0)
+    assert data_fingerprint(train) == data_fingerprint(train) == data_fingerprint(plain)
+    a = PixelPCAEmbedder(4, cache=False, progress=False).embed(train)
+    b = PixelPCAEmbedder(4, cache=False, progress=False).embed(train)
+    assert a.shape == (8, 4) and torch.equal(a, b)
+    assert torch.equal(a, PixelPCAEmbedder(4, cache=False, progress=False).embed(plain))
+    # the cache hits on the second build, and neither build touches the global RNG
+    state = torch.get_rng_state()
+    first = PixelPCAEmbedder(4, progress=False)
+    z = first.embed(train)
+    assert first.info["cache_hit"] == 0.0 and torch.equal(torch.get_rng_state(), state)
+    second = PixelPCAEmbedder(4, progress=False)
+    assert torch.equal(second.embed(train), z) and second.info["cache_hit"] == 1.0
+    assert torch.equal(torch.get_rng_state(), state)
+    # a saved registry is accepted for the same (augmented) training set
+    path = tmp_path / "reg.pt"
+    build_registry(train, "pixels", components=4, progress=False, path=path)
+    ids = IDS(alpha=0.5, mode="easy", registry=str(path))
+    assert len(ids.fit(dataset_labels(train), dataset=train).indices_) == 4
+
+
+def _snapshot_embeddings(digits, seed, tmp_path):
+    train, test = digits
+    cfg = make_config({"workload": "digits-mlp", "seed": seed, "out_dir": str(tmp_path),
+                       "progress": False})
+    emb = SnapshotEmbedder(1, config=cfg, test_data=test.subset(100), progress=False,
+                           cache=False)
+    return emb.embed(train.subset(300, seed=0))
+
+
+def test_snapshot_embedder_is_deterministic_under_a_seed(digits, tmp_path):
+    from thrifty.offline import IDSRegistry
+
+    sub = digits[0].subset(300, seed=0)
+    a = _snapshot_embeddings(digits, 0, tmp_path)
+    b = _snapshot_embeddings(digits, 0, tmp_path)  # uncached: a second warm-up
+    assert a.shape == (300, 128) and torch.equal(a, b)
+    reg_a, reg_b = IDSRegistry.build(a, sub.y), IDSRegistry.build(b, sub.y)
+    assert torch.equal(reg_a.order, reg_b.order)
+    assert torch.equal(reg_a.select(0.5, "hard"), reg_b.select(0.5, "hard"))
+    c = _snapshot_embeddings(digits, 1, tmp_path)  # another seed: another initial model
+    assert not torch.equal(a, c)

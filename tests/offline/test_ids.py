@@ -238,3 +238,117 @@ def test_gamma_switch_by_name_brings_its_sampler(tiny_config, digits):
     result = trainer.fit()
     assert [e["method"]["ids_hard"] for e in result["epochs"]] == [0, 0, 1, 1]
     assert result["methods"]["reducer_info"]["embed_time"] >= 0
+
+
+# Ties: class 0 at indices 0, 2, 4, 6, 7 with x = -1, 1, -2, 2, 0 (centroid 0, distances
+# 1, 1, 2, 2, 0); class 1 at indices 1, 3, 5, all at the same point (distances 0, 0, 0).
+TIE_POINTS = torch.tensor([[-1., 0], [5, 5], [1, 0], [5, 5], [-2, 0], [5, 5], [2, 0], [0, 0]])
+TIE_LABELS = torch.tensor([0, 1, 0, 1, 0, 1, 0, 0])
+
+
+def test_ties_keep_dataset_index_order_in_both_modes():
+    from thrifty.offline.common import mode_order
+
+    reg = IDSRegistry.build(TIE_POINTS, TIE_LABELS, num_classes=2)
+    # EASY order: ascending distance, equal distances by index; the prototype is the lowest
+    # index among the nearest
+    assert reg.order.tolist() == [7, 0, 2, 4, 6, 1, 3, 5] and reg.prototypes.tolist() == [7, 1]
+    idx, dist = reg.group(0)
+    assert idx[mode_order(dist, "hard")].tolist() == [4, 6, 0, 2, 7]  # not the reverse
+    idx, dist = reg.group(1)
+    assert idx[mode_order(dist, "hard")].tolist() == [1, 3, 5]
+    # HARD keeps the lower index of a tie at the cut (class 0: ceil(0.6*5)=3 -> 4, 6, 0)
+    assert reg.select(0.2, "hard").tolist() == [1, 4, 7]
+    assert reg.select(0.4, "hard").tolist() == [1, 3, 4, 6, 7]
+    assert reg.select(0.6, "hard").tolist() == [0, 1, 3, 4, 6, 7]
+    assert reg.select(0.4, "easy").tolist() == [0, 1, 3, 7]
+    assert reg.select(0.6, "easy").tolist() == [0, 1, 2, 3, 7]
+
+
+def test_a_prebuilt_registry_keeps_its_build_cost(tmp_path, tiny_config, digits):
+    train, test = digits
+    reg = IDSRegistry.build(POINTS, LABELS, num_classes=2,
+                            meta={"prep_time": 12.5, "embed_time": 10.0})
+    path = reg.save(tmp_path / "reg.pt")
+    ids = IDS(alpha=0.5, mode="easy", registry=str(path)).fit(LABELS)
+    meta = ids.registry_["meta"]
+    assert meta["prep_time"] == 12.5 and meta["embed_time"] == 10.0
+    assert meta["loaded_from"] == str(path) and 0 <= meta["load_time"] < 12.5
+    assert ids.info_["registry_prep_time"] == 12.5 and ids.info_["load_time"] >= 0
+    assert ids.info_["prep_time"] < 12.5  # this run's own cost: the load
+    # inside the engine: the run's prep_time is the load, the saved registry keeps the build
+    from thrifty.offline.inspect import build_registry
+
+    built = build_registry(train, "pixels", components=8, progress=False)
+    built.meta.update(prep_time=99.0, embed_time=98.0)
+    built.save(tmp_path / "digits.pt")
+    ids = IDS(alpha=0.5, registry=str(tmp_path / "digits.pt"))
+    trainer = Trainer(tiny_config(epochs=1), train=train, test=test, reducer=ids,
+                      log=lambda s: None)
+    result = trainer.fit()
+    saved = IDSRegistry.load(trainer.run_dir).meta
+    assert saved["prep_time"] == 99.0 and saved["embed_time"] == 98.0
+    assert saved["loaded_from"] == str(tmp_path / "digits.pt")
+    assert result["final"]["prep_time"] < 99.0
+    assert result["methods"]["reducer_info"]["registry_prep_time"] == 99.0
+
+
+def test_ids_with_adonis_by_method_name_like_the_bench(tiny_config, digits):
+    from thrifty.bench.spec import parse_method_string
+    from thrifty.selection.adonis import Adonis
+
+    run = parse_method_string("ids+adonis ids.alpha=0.5 ids.embedder=pixels ids.components=8 "
+                              "adonis.alpha=0.5")
+    train, test = digits
+    epochs = 2
+    cfg = tiny_config(epochs=epochs, method=run.method, method_args=run.method_args)
+    trainer = Trainer(cfg, train=train, test=test, log=lambda s: None)
+    assert isinstance(trainer.reducer, IDS) and isinstance(trainer.selector, Adonis)
+    result = trainer.fit()
+    ids = trainer.reducer
+    trained = result["final"]["samples_trained"]
+    assert result["status"] == "finished"
+    assert result["dataset"]["pool_size"] == len(ids.indices_) < len(train)
+    # a baseline trains every sample every epoch; IDS keeps a subset, ADONIS a share of it
+    assert 0 < trained < epochs * len(ids.indices_) < epochs * len(train)
+    assert (trainer.run_dir / "ids_registry.pt").exists()
+
+
+def test_documented_refusals(tmp_path):
+    from thrifty.engine import TrainContext
+
+    data = TensorData(POINTS[:, :, None, None].clone(), LABELS, 2, "points")
+    other = TensorData(POINTS[:, :, None, None].flip(0).clone(), LABELS, 2, "points")
+    from thrifty.offline.inspect import build_registry
+
+    path = build_registry(data, "pixels", components=2, progress=False).save(tmp_path / "r.pt")
+    with pytest.raises(ValueError, match="built for other data.*rebuild it"):
+        IDS(registry=str(path)).fit(LABELS, dataset=other)
+    with pytest.raises(ValueError, match="has per_class=True; set per_class to match"):
+        IDS(registry=str(path), per_class=False).fit(LABELS, dataset=data)
+    with pytest.raises(ValueError, match="label 2 is not below num_classes=2"):
+        check_labels(torch.tensor([0, 1, 2]), 2)
+    bad = TensorData(POINTS[:, :, None, None].clone(), torch.tensor([0, 1, 0, 1, 0, 1, 2]), 2)
+    with pytest.raises(ValueError, match="label 2 is not below num_classes=2"):
+        IDS(embedder="pixels").fit(bad.y, dataset=bad)
+    # multi-label (N, C) labels: a clear pointer to the single-prototype mode
+    multi = torch.tensor([[1, 0], [0, 1], [1, 1], [1, 0], [0, 1], [1, 1], [1, 0]])
+    with pytest.raises(ValueError, match=r"multi-label data \(labels of shape \(7, 2\).*"
+                                         r"per_class=False \(single-prototype mode"):
+        IDS(embedder="pixels").fit(multi, dataset=data)
+    assert IDS(alpha=0.5, per_class=False, embedder="pixels").fit(
+        multi, dataset=data).indices_.numel() >= 4
+    assert check_labels(LABELS[:, None]).tolist() == LABELS.tolist()  # (N, 1) is one label
+    # fitting without the dataset it has to embed
+    with pytest.raises(ValueError, match=r"needs it: call fit\(labels, dataset=...\)"):
+        IDS(embedder="pixels").fit(LABELS)
+    # the gamma sampler: not fitted, or subsets outside the pool
+    ctx = TrainContext(epoch=0, epochs=4, record=SampleRecord(7), batch_size=2, seed=0,
+                       generator=torch.Generator(), score=None, num_classes=2, labels=LABELS)
+    with pytest.raises(ValueError, match="fitted before training"):
+        IDS(gamma=0.5, embedder="pixels").sampler().setup(torch.arange(7), ctx)
+    fitted = IDS(alpha=0.5, gamma=2, embedder="pixels").apply(_registry())
+    with pytest.raises(ValueError, match="not in the run's pool"):
+        fitted.sampler().setup(torch.arange(3), ctx)
+    with pytest.raises(ValueError, match="static subset and needs no sampler"):
+        IDS(embedder="pixels").sampler()

@@ -23,12 +23,30 @@ def test_rpd_keeps_ceil_alpha_of_dataset():
     assert torch.equal(random_per_dataset(10, 1.0), torch.arange(10))
 
 
-@pytest.mark.parametrize("alpha", [0, -0.1, 1.5])
+@pytest.mark.parametrize("alpha", [0, -0.1, 1.5, True, "0.5"])
 def test_refuse_impossible_ratio(alpha):
     with pytest.raises(ValueError, match=r"alpha .* must be in \(0, 1\]"):
         RPC(alpha)
     with pytest.raises(ValueError, match=r"must be in \(0, 1\]"):
         RPD(alpha)
+    with pytest.raises(ValueError, match=r"must be in \(0, 1\]"):
+        random_per_class(torch.tensor([0, 1]), alpha)
+    with pytest.raises(ValueError, match=r"must be in \(0, 1\]"):
+        random_per_dataset(2, alpha)
+
+
+def test_rpc_refuses_unlabeled_multi_label_and_empty_data_rpd_does_not_need_labels():
+    labels = torch.tensor([0, 1, -1, 1, -1, 0])
+    with pytest.raises(ValueError, match=r"2 sample\(s\) are unlabeled \(label < 0, first: "
+                                         r"sample 2\).*use rpd"):
+        RPC(0.5).fit(labels)
+    assert len(RPD(0.5).fit(labels).indices_) == 3  # RPD ignores the classes
+    with pytest.raises(ValueError, match=r"multi-label data.*use rpd"):
+        random_per_class(torch.tensor([[1, 0], [0, 1]]), 0.5)
+    with pytest.raises(ValueError, match="empty dataset"):
+        random_per_class(torch.tensor([], dtype=torch.long), 0.5)
+    kept = random_per_class(torch.tensor([[0], [1], [1]]), 0.5)  # (N, 1): one label each
+    assert len(kept) == 2 and kept[0] == 0
 
 
 def test_reducers_by_name_use_run_seed_unless_given():

@@ -89,3 +89,16 @@ def test_ssp_refusals(monkeypatch):
     with pytest.raises(ValueError, match="faiss is not installed: pip install faiss-cpu"):
         ssp_scores(z, 2, backend="faiss")
     assert ssp_scores(z, 2, backend="auto")[2] == "sklearn"  # falls back without faiss
+
+
+def test_select_ties_keep_dataset_index_order_in_both_modes():
+    scores = torch.tensor([0.5, 0.9, 0.5, 0.9, 0.1], dtype=torch.float64)
+    assert ssp_select(scores, 0.2, "hard").tolist() == [1]        # 1 and 3 tie: index 1
+    assert ssp_select(scores, 0.6, "hard").tolist() == [0, 1, 3]  # 0 and 2 tie: index 0
+    assert ssp_select(scores, 0.4, "easy").tolist() == [0, 4]     # 0 and 2 tie: index 0
+    assert ssp_select(scores, 0.6, "easy").tolist() == [0, 2, 4]
+
+
+def test_ssp_fit_needs_the_dataset():
+    with pytest.raises(ValueError, match=r"ssp embeds the training set and needs it"):
+        SSP(embedder="pixels").fit(torch.tensor([0, 1, 0]))

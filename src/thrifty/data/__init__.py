@@ -15,12 +15,13 @@ from thrifty.data.tensor import (
     IndexedDataset,
     TensorData,
     dataset_labels,
+    eval_view,
     iterate_batches,
     random_crop_flip,
 )
 
 __all__ = [
     "DATASETS", "Batch", "DatasetNotFoundError", "IndexedDataset", "TensorData",
-    "dataset_labels", "iterate_batches", "load_cifar", "load_dataset", "load_digits",
+    "dataset_labels", "eval_view", "iterate_batches", "load_cifar", "load_dataset", "load_digits",
     "load_fashion_mnist", "load_image_folder", "load_synthetic", "random_crop_flip",
 ]

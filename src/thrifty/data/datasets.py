@@ -188,7 +188,11 @@ def load_cifar(name: str = "cifar10", root: str | Path | None = None, download: 
 def load_image_folder(root: str | Path, image_size: int = 224, augment: bool = True):
     """An ImageNet-style folder: ``root/train/<class>/*.jpg`` and ``root/val/<class>/*.jpg``.
 
-    Returns torchvision ``ImageFolder`` datasets (read from disk by a DataLoader).
+    Returns torchvision ``ImageFolder`` datasets (read from disk by a DataLoader). The
+    training set also carries ``eval_transform`` (resize + centre crop + normalise, the
+    validation transform): :func:`~thrifty.data.tensor.eval_view` uses it for passes that
+    must be deterministic (embedding, fingerprinting) while training keeps its random
+    transform.
 
     Args:
         root: folder with ``train/`` and ``val/`` subfolders.
@@ -213,8 +217,9 @@ def load_image_folder(root: str | Path, image_size: int = 224, augment: bool = T
          norm])
     test_tf = transforms.Compose([transforms.Resize(resize), transforms.CenterCrop(image_size),
                                   transforms.ToTensor(), norm])
-    return (datasets.ImageFolder(str(root / "train"), train_tf),
-            datasets.ImageFolder(str(root / "val"), test_tf))
+    train = datasets.ImageFolder(str(root / "train"), train_tf)
+    train.eval_transform = test_tf  # the deterministic view (see thrifty.data.tensor.eval_view)
+    return train, datasets.ImageFolder(str(root / "val"), test_tf)
 
 
 # ---------------------------------------------------------------- small and synthetic

@@ -8,12 +8,13 @@ samples, so any method can keep per-sample state (see :class:`thrifty.engine.Sam
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Subset
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -134,7 +135,22 @@ def iterate_batches(
     ``indices`` is usually a :class:`torch.utils.data.Sampler`; batches are cut by
     :class:`torch.utils.data.BatchSampler` (last batch may be short). For a
     :class:`TensorData` a batch is one gather plus the batched augmentation (training only);
-    any other map-style dataset goes through a ``DataLoader`` with an index-returning wrapper.
+    any other map-style dataset goes through a ``DataLoader`` with an index-returning wrapper
+    (its transform runs as the dataset defines it; see :func:`eval_view` for a deterministic
+    view).
+
+    Args:
+        data: a :class:`TensorData` or any map-style dataset of ``(x, y)``.
+        indices: dataset indices in the order to visit.
+        batch_size: samples per batch (the last batch may be short).
+        train: apply a :class:`TensorData`'s batched augmentation. Default ``False``.
+        generator: random source of that augmentation, and of the ``DataLoader``'s worker
+            base seed for other datasets; ``None`` draws the augmentation from the global RNG
+            and gives the ``DataLoader`` a private generator (fixed default seed), so the
+            global RNG is never consumed by a pass over a non-tensor dataset. Default
+            ``None``.
+        device: where batches go. Default ``"cpu"``.
+        num_workers: ``DataLoader`` workers (non-tensor datasets only). Default 0.
     """
     batches = BatchSampler(indices, batch_size, drop_last=False)  # type: ignore[arg-type]
     device = torch.device(device)
@@ -149,12 +165,52 @@ def iterate_batches(
                         data.y[idx].to(device, non_blocking=non_blocking),
                         idx)
         return
+    # The DataLoader draws its workers' base seed from `generator`; without one it would draw
+    # from the global RNG, so that a pass (an evaluation, an embedding) changed the run's
+    # random stream. A private generator (fixed default seed) leaves the global RNG alone.
     loader = DataLoader(IndexedDataset(data), batch_sampler=batches, num_workers=num_workers,
-                        pin_memory=non_blocking)
+                        pin_memory=non_blocking,
+                        generator=torch.Generator() if generator is None else generator)
     for x, y, idx in loader:
         yield Batch(x.to(device, non_blocking=non_blocking),
                     torch.as_tensor(y).long().to(device, non_blocking=non_blocking),
                     torch.as_tensor(idx).long())
+
+
+def eval_view(data: TensorData | Dataset) -> TensorData | Dataset:
+    """A deterministic (evaluation) view of a training dataset, for passes that must see
+    every sample the same way each time: embeddings, fingerprints, scoring.
+
+    - :class:`TensorData`: itself (its augmentation only runs in training batches).
+    - A dataset with an ``eval_transform`` attribute (the training ``ImageFolder`` of
+      :func:`~thrifty.data.datasets.load_image_folder`: resize + centre crop + normalise): a
+      shallow copy whose ``transform`` is that deterministic transform. The original keeps
+      its random training transform; the sample list is shared, not copied.
+    - A :class:`torch.utils.data.Subset`: a shallow copy over the eval view of its dataset.
+    - Any other dataset: itself (its transform is assumed deterministic).
+
+    Args:
+        data: the dataset.
+    """
+    if isinstance(data, TensorData):
+        return data
+    if isinstance(data, Subset):
+        inner = eval_view(data.dataset)
+        if inner is data.dataset:
+            return data
+        view = copy.copy(data)
+        view.dataset = inner
+        return view
+    transform = getattr(data, "eval_transform", None)
+    if transform is None or getattr(data, "transform", None) is transform:
+        return data
+    view = copy.copy(data)
+    view.transform = transform
+    if hasattr(view, "transforms"):  # torchvision VisionDataset keeps both
+        from torchvision.datasets.vision import StandardTransform
+
+        view.transforms = StandardTransform(transform, getattr(view, "target_transform", None))
+    return view
 
 
 def dataset_labels(data: TensorData | Dataset) -> torch.Tensor:

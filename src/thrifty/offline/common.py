@@ -4,6 +4,8 @@
 - :func:`keep_count`: ``ceil(alpha * n)``, robust to float noise (``0.55 * 100`` is
   ``55.00000000000001`` in binary floating point and must give 55, not 56).
 - :func:`check_mode`: ``"easy"`` or ``"hard"`` (case-insensitive).
+- :func:`mode_order`: positions by ascending (EASY) or descending (HARD) distance, ties in
+  index order in both modes.
 - :func:`check_embeddings`: a finite ``(N, Z)`` float matrix.
 """
 
@@ -37,6 +39,20 @@ def check_mode(mode: str) -> str:
         raise ValueError(f"mode must be 'easy' (closest to the prototype first) or 'hard' "
                          f"(farthest first), got {mode!r}")
     return m
+
+
+def mode_order(distances: torch.Tensor, mode: str) -> torch.Tensor:
+    """Positions of ``distances`` in the order of ``mode``: ``"easy"`` ascending, ``"hard"``
+    descending; equal distances keep their position order in both modes (a stable sort of
+    the distances, or of their negation for HARD). HARD is therefore the reverse of EASY
+    except inside ties.
+
+    Args:
+        distances: a 1-D tensor of finite distances.
+        mode: ``"easy"`` or ``"hard"`` (case-insensitive).
+    """
+    key = distances if check_mode(mode) == "easy" else -distances
+    return torch.sort(key, stable=True).indices
 
 
 def check_embeddings(embeddings: torch.Tensor, n: int | None = None) -> torch.Tensor:

@@ -15,6 +15,11 @@ Three embedders, chosen by name (:func:`make_embedder`, ``--method-arg embedder=
 - ``pixels`` (:class:`PixelPCAEmbedder`): flattened pixels reduced by scikit-learn PCA; the
   cheapest fallback (seconds), with no notion of semantics.
 
+Every embedder reads the data through :func:`~thrifty.data.tensor.eval_view`: an on-disk
+image folder is embedded with its deterministic resize + centre crop, never with its random
+training crop, so embeddings (and the data fingerprint of the cache key) are the same on
+every call.
+
 Cache: embeddings are saved under ``cache_dir`` (default ``$THRIFTY_CACHE/embeddings``, or
 ``~/.cache/thrifty/embeddings`` when ``THRIFTY_CACHE`` is unset), one file per key. The key is
 the dataset name, its size, a SHA-256 over a strided sample of the inputs and all labels,
@@ -46,6 +51,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from thrifty.data import TensorData, dataset_labels, iterate_batches
+from thrifty.data.tensor import eval_view
 from thrifty.engine.checkpoint import rng_state, save_checkpoint, set_rng_state
 from thrifty.models.registry import fitting_tensors, read_state_dict
 
@@ -81,6 +87,9 @@ def data_fingerprint(dataset: Any, samples: int = 512) -> str:
     """SHA-256 over the dataset's size, input shape, a strided sample of about ``samples``
     inputs and all labels. Cheap (no full pass over the inputs) yet changes when the data do.
 
+    Inputs are read through :func:`~thrifty.data.tensor.eval_view` (no random training
+    transform), so the same data give the same fingerprint on every call.
+
     Args:
         dataset: a :class:`~thrifty.data.TensorData` or any map-style dataset of ``(x, y)``.
         samples: inputs hashed (every ``len // samples``-th one). Default 512.
@@ -90,7 +99,8 @@ def data_fingerprint(dataset: Any, samples: int = 512) -> str:
     if isinstance(dataset, TensorData):
         xs, y = dataset.x[::stride], dataset.y
     else:
-        xs = torch.stack([torch.as_tensor(dataset[i][0]) for i in range(0, n, stride)])
+        view = eval_view(dataset)
+        xs = torch.stack([torch.as_tensor(view[i][0]) for i in range(0, n, stride)])
         y = dataset_labels(dataset)
     return _sha(f"{n}:{tuple(xs.shape[1:])}:{xs.dtype}".encode(), _tensor_bytes(xs),
                 _tensor_bytes(y.long()))
@@ -167,6 +177,10 @@ def embed_dataset(fn: FeatureFn, dataset: Any, *, batch_size: int = 256,
     """Run ``fn`` over the whole dataset in order (no augmentation, no gradient) and return
     the ``(N, Z)`` float32 CPU tensor of features.
 
+    The dataset is read through :func:`~thrifty.data.tensor.eval_view` (an image folder's
+    deterministic resize + centre crop instead of its random training crop), and the pass
+    leaves the global RNG untouched.
+
     Args:
         fn: ``x_batch -> (B, Z)`` features (already on ``device``).
         dataset: the dataset to embed.
@@ -177,6 +191,7 @@ def embed_dataset(fn: FeatureFn, dataset: Any, *, batch_size: int = 256,
         num_workers: DataLoader workers for on-disk datasets. Default 0.
     """
     out: list[torch.Tensor] = []
+    dataset = eval_view(dataset)
     total = math.ceil(len(dataset) / batch_size)
     with tqdm(total=total, desc=desc, disable=not progress, leave=False,
               dynamic_ncols=True) as bar:
@@ -495,7 +510,7 @@ class SnapshotEmbedder(Embedder):
 
             num_classes = getattr(dataset, "num_classes", None) or len(dataset.classes)
             shape = dataset.input_shape if isinstance(dataset, TensorData) \
-                else tuple(dataset[0][0].shape)
+                else tuple(eval_view(dataset)[0][0].shape)
             return create_model(self.config.model, num_classes, shape,
                                 weights=self.config.weights)
 

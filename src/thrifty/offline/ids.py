@@ -15,13 +15,19 @@ subset from epoch ``gamma`` on (the paper's switch; :class:`IDSSampler`).
 Decisions (the paper leaves them open):
 
 - Centroid = class mean (the optimum of one-cluster k-means; computing it directly avoids
-  k-means' iterations and tolerance). Distances in float64; ties keep dataset-index order.
-- HARD is the exact reverse of the EASY order; the prototype is added to the HARD subset
-  (Algorithm 2 adds ``O_{L_i}``, the last sample of the descending order, i.e. the nearest).
+  k-means' iterations and tolerance). Distances in float64.
+- EASY = ascending distance, HARD = descending distance; equal distances keep dataset-index
+  order in **both** modes (a stable sort of the distance, or of its negation for HARD), so
+  HARD is the reverse of EASY except inside ties. The prototype is the nearest sample (the
+  lowest index among equally near ones) and is added to the HARD subset (Algorithm 2 adds
+  ``O_{L_i}``, the last sample of the descending order, i.e. the nearest).
 - ``ceil(alpha * L_i)`` is computed on ``alpha * L_i`` rounded to 9 decimals, so binary
   float noise never adds a sample (``0.55 * 100`` keeps 55, not 56).
 - ``per_class=False``: one prototype over the whole dataset (the paper's detection case,
   where a sample carries several labels); labels are then not needed.
+- A registry given by path (``registry=PATH``) keeps the cost of its build in its ``meta``
+  (``prep_time``, ``embed_time``); the run records only its own cost (loading and checking
+  the file) as ``prep_time`` and adds ``load_time``/``loaded_from`` to the meta.
 """
 
 from __future__ import annotations
@@ -38,7 +44,13 @@ from thrifty.engine.checkpoint import save_checkpoint
 from thrifty.engine.interfaces import EpochSampler, TrainContext
 from thrifty.methods import register_method
 from thrifty.offline.base import EmbeddingReducer, num_classes_of
-from thrifty.offline.common import check_alpha, check_embeddings, check_mode, keep_count
+from thrifty.offline.common import (
+    check_alpha,
+    check_embeddings,
+    check_mode,
+    keep_count,
+    mode_order,
+)
 from thrifty.offline.embedders import Embedder, data_fingerprint
 
 REGISTRY_FORMAT = "thrifty-ids-registry/1"
@@ -48,13 +60,25 @@ REGISTRY_FILE = "ids_registry.pt"
 def check_labels(labels: Any, num_classes: int | None = None) -> torch.Tensor:
     """Validate per-class labels; return them as a CPU long tensor.
 
-    Raises ``ValueError`` when labels are missing, negative (unlabeled), not below
-    ``num_classes``, or when a class in ``[0, num_classes)`` has no sample.
+    Raises ``ValueError`` when labels are missing, multi-label (``(N, C)`` with ``C > 1``),
+    negative (unlabeled), not below ``num_classes``, or when a class in
+    ``[0, num_classes)`` has no sample.
+
+    Args:
+        labels: one class per sample (``(N,)``, or ``(N, 1)``).
+        num_classes: when given, labels must be below it and every class in
+            ``[0, num_classes)`` must have a sample. Default ``None``.
     """
     if labels is None:
         raise ValueError("IDS per class needs the labels of every sample; for unlabeled or "
                          "multi-label data use per_class=False (one prototype for the dataset)")
-    labels = torch.as_tensor(labels).flatten().long().cpu()
+    labels = torch.as_tensor(labels)
+    if labels.dim() > 1 and labels[0].numel() > 1:
+        raise ValueError(f"multi-label data (labels of shape {tuple(labels.shape)}, several "
+                         "per sample): IDS per class needs one class per sample; use "
+                         "per_class=False (single-prototype mode; `thrifty reduce "
+                         "--single-prototype`)")
+    labels = labels.flatten().long().cpu()
     if len(labels) == 0:
         raise ValueError("cannot reduce an empty dataset")
     negative = labels < 0
@@ -164,13 +188,19 @@ class IDSRegistry:
 
     def select(self, alpha: float, mode: str = "hard") -> torch.Tensor:
         """Sorted dataset indices kept for share ``alpha`` and ``mode``: the first
-        ``ceil(alpha * L_i)`` of every group in the mode's order, plus every prototype."""
+        ``ceil(alpha * L_i)`` of every group in the mode's order (EASY ascending, HARD
+        descending distance, ties in dataset-index order in both), plus every prototype.
+
+        Args:
+            alpha: kept share per group in (0, 1].
+            mode: ``"easy"`` or ``"hard"``. Default ``"hard"``.
+        """
         alpha, mode = check_alpha(alpha), check_mode(mode)
         kept = []
         for g in range(len(self.groups)):
-            idx, _ = self.group(g)
+            idx, dist = self.group(g)  # EASY order, ties in index order
             k = keep_count(alpha, len(idx))
-            kept.append(idx[:k] if mode == "easy" else idx.flip(0)[:k])
+            kept.append(idx[mode_order(dist, mode)[:k]])
             kept.append(idx[:1])  # the prototype
         return torch.unique(torch.cat(kept))
 
@@ -261,7 +291,11 @@ class IDS(EmbeddingReducer):
     After ``fit``: ``indices_`` (kept, sorted), ``registry_`` (the registry as a dict),
     ``easy_``/``hard_`` (with ``gamma``), ``info_`` (embed_time, registry_time, prep_time,
     cache_hit, compute_time, ...). Inside the engine the registry is also written to
-    ``run_dir/ids_registry.pt``.
+    ``run_dir/ids_registry.pt``. ``prep_time`` is always this run's own cost: with
+    ``registry=PATH`` that is loading and checking the file (``info_`` then holds
+    ``registry_loaded``, ``load_time`` and ``registry_prep_time``, the build's cost), while
+    the registry's ``meta`` keeps the build's ``prep_time``/``embed_time`` and gains
+    ``load_time`` and ``loaded_from``.
     """
 
     name = "ids"
@@ -332,7 +366,16 @@ class IDS(EmbeddingReducer):
 
     def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset: Any = None,
             trainer: Any = None) -> IDS:
-        """Build (or load) the registry and keep the subset; see the class docstring."""
+        """Build (or load) the registry and keep the subset; see the class docstring.
+
+        Labels are checked before any embedding (a bad label never costs a warm-up).
+
+        Args:
+            labels: class of every training sample (used when ``per_class``).
+            seed: the run's seed (unused: the embedder carries its own). Default 0.
+            dataset: the training set; needed unless ``registry`` is given. Default ``None``.
+            trainer: the :class:`~thrifty.engine.Trainer` inside the engine. Default ``None``.
+        """
         t0 = time.perf_counter()
         if trainer is not None:
             self._check_run_sampler(trainer)
@@ -341,7 +384,13 @@ class IDS(EmbeddingReducer):
             labels = check_labels(labels, n_classes)
         if self.registry is not None:
             registry = self._load_registry(labels, dataset)
-            self.info_ = {"registry_loaded": 1.0}
+            load_time = time.perf_counter() - t0
+            # the build's cost stays in the registry's meta; this run paid only the load
+            registry.meta.update(load_time=load_time, loaded_from=str(self.registry))
+            self.info_ = {"registry_loaded": 1.0, "load_time": load_time}
+            if "prep_time" in registry.meta:
+                self.info_["registry_prep_time"] = float(registry.meta["prep_time"])
+            self.info_["prep_time"] = time.perf_counter() - t0
         else:
             z = self.embed(dataset, trainer)
             t1 = time.perf_counter()
@@ -351,9 +400,10 @@ class IDS(EmbeddingReducer):
                       "data": data_fingerprint(dataset),
                       "dataset": str(getattr(dataset, "name", type(dataset).__name__))})
             self.info_["registry_time"] = time.perf_counter() - t1
-        self.info_["prep_time"] = time.perf_counter() - t0
-        registry.meta.update(prep_time=self.info_["prep_time"],
-                             embed_time=self.info_.get("embed_time", 0.0))
+            self.info_["prep_time"] = time.perf_counter() - t0
+            registry.meta.update(prep_time=self.info_["prep_time"],
+                                 embed_time=self.info_.get("embed_time", 0.0),
+                                 cache_hit=self.info_.get("cache_hit", 0.0))
         self.apply(registry)
         if trainer is not None:
             registry.save(Path(trainer.run_dir) / REGISTRY_FILE)

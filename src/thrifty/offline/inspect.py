@@ -10,9 +10,10 @@ from typing import Any
 import torch
 
 from thrifty.data import dataset_labels
+from thrifty.offline.base import num_classes_of
 from thrifty.offline.common import check_alpha, check_mode
 from thrifty.offline.embedders import Embedder, data_fingerprint, make_embedder
-from thrifty.offline.ids import IDSRegistry
+from thrifty.offline.ids import IDSRegistry, check_labels
 
 
 def build_registry(dataset: Any, embedder: str | Embedder = "snapshot", *,
@@ -30,15 +31,19 @@ def build_registry(dataset: Any, embedder: str | Embedder = "snapshot", *,
             (weights, warmup_epochs, components, config, cache_dir, progress, ...).
 
     The registry's ``meta`` holds ``prep_time`` (seconds, embedding included),
-    ``embed_time``, ``cache_hit`` and the embedder's name.
+    ``embed_time``, ``cache_hit`` and the embedder's name. With ``per_class`` the labels are
+    checked (multi-label, unlabeled, out of range, empty classes) before anything is
+    embedded.
     """
     t0 = time.perf_counter()
+    num_classes = num_classes_of(dataset, None)
+    # refuse bad labels before the expensive part (a snapshot trains epochs first)
+    labels = check_labels(dataset_labels(dataset), num_classes) if per_class else None
     emb = embedder if isinstance(embedder, Embedder) else make_embedder(embedder,
                                                                         **embedder_options)
     z = emb.embed(dataset)
-    labels = dataset_labels(dataset) if per_class else None
     registry = IDSRegistry.build(
-        z, labels, per_class=per_class, num_classes=getattr(dataset, "num_classes", None),
+        z, labels, per_class=per_class, num_classes=num_classes,
         meta={"embedder": emb.name, "dim": int(z.shape[1]), "data": data_fingerprint(dataset),
               "dataset": str(getattr(dataset, "name", type(dataset).__name__)),
               "embed_time": float(emb.info.get("embed_time", 0.0)),
@@ -56,7 +61,9 @@ def describe(registry: IDSRegistry, labels: Any, alpha: float, mode: str = "hard
 
     Args:
         registry: an :class:`IDSRegistry`.
-        labels: class of every sample (``None``: no per-class breakdown).
+        labels: class of every sample (``None``: no per-class breakdown; negative labels,
+            i.e. unlabeled samples, are left out of it). Also meaningful for a
+            single-prototype registry: the breakdown shows how the balance shifts.
         alpha: kept share in (0, 1].
         mode: ``"easy"`` or ``"hard"``. Default ``"hard"``.
     """
@@ -77,37 +84,52 @@ def describe(registry: IDSRegistry, labels: Any, alpha: float, mode: str = "hard
                                      "after": int((labels[kept] == c).sum())}
                             for c in torch.unique(labels).tolist() if c >= 0}
         shares = [v["after"] / v["before"] for v in out["per_class"].values() if v["before"]]
-        out["class_share_min"], out["class_share_max"] = min(shares), max(shares)
+        if shares:  # none when every sample is unlabeled
+            out["class_share_min"], out["class_share_max"] = min(shares), max(shares)
     return out
 
 
-def plot_distances(registry: IDSRegistry, path: str | Path, *, max_groups: int = 50) -> Path:
-    """Save a PNG box plot of the distances to the centroid, one box per class (the first
-    ``max_groups``), with each prototype's distance marked. Renders with matplotlib's Agg
-    canvas (no pyplot, the global backend is left alone).
+def plot_distances(registry: IDSRegistry, path: str | Path, *, per_row: int = 50,
+                   max_groups: int | None = None) -> Path:
+    """Save a PNG box plot of the distances to the centroid, one box per class, with each
+    prototype's distance marked. Every class is drawn: beyond ``per_row`` classes the boxes
+    wrap onto further rows (CIFAR-100: two rows of 50). Renders with matplotlib's Agg canvas
+    (no pyplot, the global backend is left alone).
 
     Args:
         registry: an :class:`IDSRegistry`.
         path: the PNG file to write.
-        max_groups: at most this many classes are drawn. Default 50.
+        per_row: boxes per row. Default 50.
+        max_groups: draw only the first this many classes (the title then says "first N of
+            M classes"); ``None`` draws all. Default ``None``.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    g = min(len(registry.groups), max_groups)
+    if per_row < 1:
+        raise ValueError(f"per_row must be at least 1, got {per_row}")
+    total = len(registry.groups)
+    g = total if max_groups is None else max(1, min(total, int(max_groups)))
     data = [registry.group(i)[1].numpy() for i in range(g)]
     names = [str(int(c)) if c >= 0 else "all" for c in registry.groups[:g]]
-    fig = Figure(figsize=(max(4.0, 0.4 * g + 2), 3.5))
+    rows = -(-g // per_row)
+    width = min(g, per_row)
+    fig = Figure(figsize=(max(4.0, 0.4 * width + 2), 1.0 + 2.8 * rows))
     FigureCanvasAgg(fig)  # render with Agg; no pyplot, no global backend change
-    ax = fig.subplots()
-    ax.boxplot(data, showfliers=False)
-    ax.scatter(range(1, g + 1), [d[0] for d in data], marker="^", color="black", zorder=3,
-               label="prototype")
-    ax.set_xticks(range(1, g + 1), names)
-    ax.set_xlabel("class" if registry.per_class else "")
-    ax.set_ylabel("Euclidean distance to centroid")
-    ax.set_title(f"IDS registry ({registry.meta.get('embedder', '?')} embeddings)")
-    ax.legend(loc="upper right")
+    axes = fig.subplots(rows, 1, squeeze=False, sharey=True)[:, 0]
+    for r, ax in enumerate(axes):
+        part = range(r * per_row, min(g, (r + 1) * per_row))
+        pos = range(1, len(part) + 1)
+        ax.boxplot([data[i] for i in part], showfliers=False)
+        ax.scatter(pos, [data[i][0] for i in part], marker="^", color="black", zorder=3,
+                   label="prototype")
+        ax.set_xticks(pos, [names[i] for i in part], fontsize=8 if len(part) > 25 else None)
+        ax.set_xlabel("class" if registry.per_class else "")
+        ax.set_ylabel("Euclidean distance to centroid")
+    axes[0].legend(loc="upper right")
+    shown = f"{total} classes" if g == total else f"first {g} of {total} classes"
+    title = f"IDS registry ({registry.meta.get('embedder', '?')} embeddings)"
+    axes[0].set_title(f"{title}, {shown}" if registry.per_class else title)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

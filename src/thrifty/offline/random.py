@@ -11,40 +11,74 @@ kept indices are saved with the run.
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import torch
 
 from thrifty.engine.interfaces import Reducer
 from thrifty.methods import register_method
+from thrifty.offline.common import check_alpha, keep_count
 
 
-def _check_alpha(alpha: float) -> float:
-    if not 0 < alpha <= 1:
-        raise ValueError(f"alpha (the kept share) must be in (0, 1], got {alpha}; "
-                         "1 keeps everything, 0.8 is the paper's default")
-    return float(alpha)
+def _check_class_labels(labels: Any) -> torch.Tensor:
+    """Labels for a per-class draw as a CPU long tensor: one class per sample, none negative.
+
+    Raises ``ValueError`` for an empty, multi-label (``(N, C)``) or unlabeled (label < 0)
+    set, naming RPD (classes ignored) as the way out.
+
+    Args:
+        labels: class of every sample, ``(N,)`` (or ``(N, 1)``).
+    """
+    labels = torch.as_tensor(labels)
+    if labels.dim() > 1 and labels[0].numel() > 1:
+        raise ValueError(f"multi-label data (labels of shape {tuple(labels.shape)}): RPC draws "
+                         "per class and needs one class per sample; use rpd (random per "
+                         "dataset, classes ignored)")
+    labels = labels.flatten().long().cpu()
+    if len(labels) == 0:
+        raise ValueError("cannot reduce an empty dataset")
+    negative = labels < 0
+    if negative.any():
+        first = int(torch.nonzero(negative)[0])
+        raise ValueError(f"{int(negative.sum())} sample(s) are unlabeled (label < 0, first: "
+                         f"sample {first}); RPC draws per class and needs a class for every "
+                         "sample: drop them, or use rpd (random per dataset, classes ignored)")
+    return labels
 
 
 def random_per_class(labels: torch.Tensor, alpha: float, seed: int = 0) -> torch.Tensor:
-    """Indices of a random share ``alpha`` of each class (sorted)."""
-    alpha = _check_alpha(alpha)
+    """Indices of a random share ``alpha`` of each class (sorted): ``ceil(alpha * L_i)``
+    samples of class i, at least one.
+
+    Args:
+        labels: class of every sample (non-negative; unlabeled samples are refused).
+        alpha: kept share in (0, 1] (a bool is refused).
+        seed: seed of the draw. Default 0.
+    """
+    alpha = check_alpha(alpha)
+    labels = _check_class_labels(labels)
     g = torch.Generator().manual_seed(seed)
     kept = []
     for c in torch.unique(labels).tolist():
         members = torch.nonzero(labels == c).flatten()
-        k = max(1, math.ceil(round(alpha * len(members), 9)))  # 0.55 * 100 -> 55, not 56
+        k = keep_count(alpha, len(members))  # 0.55 * 100 -> 55, not 56
         kept.append(members[torch.randperm(len(members), generator=g)[:k]])
     return torch.cat(kept).sort().values
 
 
 def random_per_dataset(n: int, alpha: float, seed: int = 0) -> torch.Tensor:
-    """Indices of a random share ``alpha`` of ``n`` samples (sorted)."""
-    alpha = _check_alpha(alpha)
+    """Indices of a random share ``alpha`` of ``n`` samples (sorted): ``ceil(alpha * n)``.
+
+    Args:
+        n: number of samples (labels are not needed).
+        alpha: kept share in (0, 1] (a bool is refused).
+        seed: seed of the draw. Default 0.
+    """
+    alpha = check_alpha(alpha)
     if n <= 0:
         raise ValueError("cannot reduce an empty dataset")
     g = torch.Generator().manual_seed(seed)
-    k = max(1, math.ceil(round(alpha * n, 9)))  # float noise must not add a sample
+    k = keep_count(alpha, n)  # float noise must not add a sample
     return torch.randperm(n, generator=g)[:k].sort().values
 
 
@@ -60,10 +94,19 @@ class RPC(Reducer):
     name = "rpc"
 
     def __init__(self, alpha: float = 0.8, seed: int | None = None) -> None:
-        self.alpha = _check_alpha(alpha)
+        self.alpha = check_alpha(alpha)
         self.seed = seed
 
-    def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset=None, trainer=None) -> RPC:
+    def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset: Any = None,
+            trainer: Any = None) -> RPC:
+        """Draw the subset.
+
+        Args:
+            labels: class of every sample (non-negative).
+            seed: the run's seed, used unless ``seed`` was given. Default 0.
+            dataset: unused. Default ``None``.
+            trainer: unused. Default ``None``.
+        """
         self.indices_ = random_per_class(labels, self.alpha, seed if self.seed is None
                                          else self.seed)
         return self
@@ -81,10 +124,19 @@ class RPD(Reducer):
     name = "rpd"
 
     def __init__(self, alpha: float = 0.8, seed: int | None = None) -> None:
-        self.alpha = _check_alpha(alpha)
+        self.alpha = check_alpha(alpha)
         self.seed = seed
 
-    def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset=None, trainer=None) -> RPD:
+    def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset: Any = None,
+            trainer: Any = None) -> RPD:
+        """Draw the subset (only the number of labels is used).
+
+        Args:
+            labels: one entry per sample (their values are ignored).
+            seed: the run's seed, used unless ``seed`` was given. Default 0.
+            dataset: unused. Default ``None``.
+            trainer: unused. Default ``None``.
+        """
         self.indices_ = random_per_dataset(len(labels), self.alpha,
                                            seed if self.seed is None else self.seed)
         return self

@@ -19,6 +19,8 @@ Decisions:
   balance). Sorscher et al. treat k as a hyper-parameter.
 - k-means: faiss when installed (``backend="auto"``), else scikit-learn ``KMeans``
   (``MiniBatchKMeans`` above 200,000 samples); all seeded with the run's seed.
+- Ties (equal distances) keep dataset-index order in both modes, as in IDS: HARD is a
+  stable sort of the negated distance.
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ import torch.nn.functional as F
 
 from thrifty.methods import register_method
 from thrifty.offline.base import EmbeddingReducer, num_classes_of
-from thrifty.offline.common import check_alpha, check_embeddings, check_mode, keep_count
+from thrifty.offline.common import (
+    check_alpha,
+    check_embeddings,
+    check_mode,
+    keep_count,
+    mode_order,
+)
 from thrifty.offline.embedders import Embedder
 
 BACKENDS = ("auto", "sklearn", "minibatch", "faiss")
@@ -109,9 +117,16 @@ def ssp_scores(embeddings: torch.Tensor, k: int, *, seed: int = 0, backend: str 
 
 def ssp_select(distances: torch.Tensor, alpha: float, mode: str = "hard") -> torch.Tensor:
     """Sorted indices of the ``ceil(alpha * N)`` hardest (largest distance) or easiest
-    samples; ties keep dataset-index order."""
+    samples. Equal distances keep dataset-index order in both modes (as in IDS): at the cut,
+    the lower index is kept.
+
+    Args:
+        distances: ``(N,)`` SSP distances (:func:`ssp_scores`).
+        alpha: kept share in (0, 1].
+        mode: ``"hard"`` (largest distance first) or ``"easy"``. Default ``"hard"``.
+    """
     alpha, mode = check_alpha(alpha), check_mode(mode)
-    order = torch.sort(distances, descending=mode == "hard", stable=True).indices
+    order = mode_order(distances, mode)
     return order[:keep_count(alpha, len(distances))].sort().values
 
 
@@ -160,7 +175,14 @@ class SSP(EmbeddingReducer):
 
     def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset: Any = None,
             trainer: Any = None) -> SSP:
-        """Embed, cluster, score and keep; see the class docstring."""
+        """Embed, cluster, score and keep; see the class docstring.
+
+        Args:
+            labels: class of every sample (only counted for the default ``k``).
+            seed: the run's seed, the k-means seed unless ``seed`` was given. Default 0.
+            dataset: the training set to embed (required). Default ``None``.
+            trainer: the :class:`~thrifty.engine.Trainer` inside the engine. Default ``None``.
+        """
         t0 = time.perf_counter()
         k = self.k or num_classes_of(dataset, trainer) or len(torch.unique(torch.as_tensor(labels)))
         z = self.embed(dataset, trainer)
