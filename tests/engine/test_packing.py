@@ -34,7 +34,25 @@ def test_end_of_epoch_rules():
     assert carry.end_epoch() == [] and carry.count == 2
     drop = Packer(4, PackingRule(end_of_epoch="drop"))
     drop.add(chunk(0, 2))
-    assert drop.end_epoch() == [] and drop.count == 0 and drop.discarded == 2
+    assert drop.end_epoch() == [] and drop.count == 0
+    # an end-of-epoch drop is not overflow (ASSIST spec §1.7(b)): separate counters
+    assert drop.end_dropped == 2 and drop.discarded == 0
+
+
+def test_overflow_and_end_of_epoch_drops_are_counted_apart_and_checkpointed():
+    p = Packer(4, PackingRule(strict=True, overflow="discard", repeat=False,
+                              end_of_epoch="drop"))
+    p.add(chunk(0, 7))            # 7 > 4: a step on 4, 3 discarded as overflow
+    p.add(chunk(7, 2))            # 2 pending
+    p.end_epoch()                 # ... dropped at the end of the epoch
+    assert (p.discarded, p.end_dropped, p.count) == (3, 2, 0)
+    q = Packer(4, p.rule)
+    q.load_state_dict(p.state_dict())
+    assert (q.discarded, q.end_dropped) == (3, 2)
+    old = p.state_dict()
+    del old["end_dropped"]        # a checkpoint written before the split
+    q.load_state_dict(old)
+    assert (q.discarded, q.end_dropped) == (3, 0)
 
 
 def test_state_round_trip():

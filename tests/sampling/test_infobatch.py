@@ -5,7 +5,7 @@ import torch
 
 from thrifty.engine import Trainer
 from thrifty.methods import available_methods, build_method
-from thrifty.sampling import InfoBatch, anneal_start
+from thrifty.sampling import InfoBatch, RatioSchedule, anneal_start
 
 from .conftest import assert_resume_equals_uninterrupted, drive
 
@@ -30,7 +30,7 @@ def test_prunes_share_r_of_below_mean_and_reweights_the_rest(make_ctx, r, kept):
     assert all(w[i].item() == pytest.approx(1 / (1 - r)) for i in kept_learned)
     others = [i for i in range(20) if i not in kept_learned]
     assert all(w[i].item() == 1.0 for i in others)
-    assert s.epoch_diagnostics() == {"annealing": 0.0, "well_learned": 10.0,
+    assert s.epoch_diagnostics() == {"annealing": 0.0, "prune_ratio": r, "well_learned": 10.0,
                                      "pruned": float(10 - kept), "threshold": 9.5,
                                      "kept_share": (10 + kept) / 20}
     assert s.epoch_diagnostics() == {}
@@ -103,10 +103,86 @@ def test_resume_equals_uninterrupted(tiny_config, digits, stop_at_batch):
     assert result["epochs"][1]["method"]["pruned"] > 0
 
 
+def _kept(r: float, n: int) -> int:
+    return math.floor(round((1 - r) * n, 9))
+
+
+def test_decaying_prune_ratio_prunes_the_scheduled_share_each_epoch(make_ctx):
+    losses = torch.arange(40, dtype=torch.float)  # mean 19.5 -> samples 0..19 well-learned
+    s, ctx = _primed(make_ctx, losses, epochs=8, prune_ratio=0.8, delta=1.0,
+                     schedule="linear", final_ratio=0.1)
+    expected = [0.8 + (0.1 - 0.8) * t / 7 for t in range(8)]
+    for t in range(8):
+        order = drive(s, ctx, range(t, t + 1))[0]
+        diag = s.epoch_diagnostics()
+        r = expected[t]
+        assert diag["prune_ratio"] == pytest.approx(r)
+        assert diag["pruned"] == 20 - _kept(r, 20) and len(order) == 20 + _kept(r, 20)
+        # the kept well-learned samples are weighted 1 / (1 - r_t), the others 1
+        w = s.loss_weights(torch.arange(40))
+        learned = sorted(set(order.tolist()) - set(range(20, 40)))
+        assert torch.allclose(w[learned], torch.full((len(learned),), 1 / (1 - r)))
+        assert torch.equal(w[20:], torch.ones(20))
+    assert [round(r, 6) for r in s.ratio.schedule.ratios()] == [round(r, 6) for r in expected]
+
+
+def test_prune_schedule_spans_the_pruning_epochs_and_annealing_stays_full(make_ctx):
+    losses = torch.arange(20, dtype=torch.float)
+    s, ctx = _primed(make_ctx, losses, epochs=8, prune_ratio=0.6, delta=0.75,
+                     schedule="exponential", final_ratio=0.15)  # epochs 0..5 prune
+    orders = drive(s, ctx, range(8))
+    ratios = [s.prune_ratio_at(t, 8) for t in range(8)]
+    assert ratios[0] == pytest.approx(0.6) and ratios[5] == pytest.approx(0.15)
+    assert ratios[6:] == [0.0, 0.0]
+    assert all(a > b for a, b in zip(ratios[:5], ratios[1:6]))
+    assert [len(o) for o in orders[1:6]] == [10 + _kept(r, 10) for r in ratios[1:6]]
+    assert [len(o) for o in orders[6:]] == [20, 20]
+    assert torch.equal(s.loss_weights(torch.arange(20)), torch.ones(20))
+    mean = RatioSchedule("exponential", 0.6, mean_ratio=0.3).resolve(6).ratios()
+    t = InfoBatch(prune_ratio=0.6, delta=0.75, schedule="exponential", mean_ratio=0.3)
+    t.setup(torch.arange(20), ctx)
+    assert [t.prune_ratio_at(e, 8) for e in range(6)] == pytest.approx(mean)
+    assert sum(mean) / 6 == pytest.approx(0.3)
+
+
+def test_trainer_follows_the_prune_schedule(tiny_config, digits):
+    sampler = InfoBatch(prune_ratio=0.6, delta=1.0, schedule="linear", final_ratio=0.2)
+    result = Trainer(tiny_config(epochs=3), train=digits[0], test=digits[1], sampler=sampler,
+                     log=lambda s: None).fit()
+    methods = [e["method"] for e in result["epochs"]]
+    assert [m["prune_ratio"] for m in methods] == pytest.approx([0.6, 0.4, 0.2])
+    for m in methods[1:]:
+        assert m["pruned"] == m["well_learned"] - _kept(m["prune_ratio"], m["well_learned"])
+    assert methods[1]["pruned"] / methods[1]["well_learned"] > \
+        methods[2]["pruned"] / methods[2]["well_learned"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(prune_ratio=0.0, schedule="linear", final_ratio=0.1), "prune_ratio must be a share"),
+    (dict(prune_ratio=0.5, schedule="linear", final_ratio=0.7), "above the initial prune_ratio"),
+    (dict(prune_ratio=0.5, schedule="exponential"), "needs exactly one of"),
+    (dict(prune_ratio=0.5, alpha=0.1), "constant schedule takes no alpha"),
+    (dict(prune_ratio=0.5, schedule="wave"), "unknown ratio schedule"),
+])
+def test_refuses_impossible_schedules(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        InfoBatch(**kwargs)
+
+
+def test_schedule_needs_pruning_epochs(make_ctx):
+    s = InfoBatch(prune_ratio=0.5, delta=0.0, schedule="linear", final_ratio=0.1)
+    with pytest.raises(ValueError, match="leaves none; raise delta"):
+        s.setup(torch.arange(4), make_ctx(torch.zeros(4, dtype=torch.long)))
+
+
 def test_registered_and_built_by_name():
     assert available_methods()["infobatch"].place == "sampler"
     s = build_method("infobatch", {"prune_ratio": 0.3, "delta": 0.5})
     assert isinstance(s, InfoBatch) and s.weighted and s.prune_ratio == 0.3
+    assert not s.ratio.scheduled
+    s = build_method("infobatch", {"prune_ratio": 0.5, "schedule": "step", "gamma": 0.5,
+                                   "step_size": 2})
+    assert s.ratio.scheduled and s.ratio.schedule.shape == "step"
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from thrifty.sampling.schedules import RatioSchedule, last_renewal, subset_size
+from thrifty.sampling.schedules import EpochRatio, RatioSchedule, last_renewal, subset_size
 
 
 def test_paper_example_exponential():
@@ -115,3 +115,42 @@ def test_refuses_unreachable_targets_for_the_run():
         RatioSchedule("constant", 0.5).resolve(3).ratio_at(3)
     # a single renewal with alpha given is fine: nothing to decay
     assert RatioSchedule("exponential", 0.8, alpha=1.0, period=5).resolve(5).ratios() == [0.8] * 5
+
+
+def test_worked_example_when_the_period_divides_the_epochs():
+    """The documented difference from the paper's floor(N / R): N = 150, R = 3."""
+    s = RatioSchedule("exponential", 0.8, final_ratio=0.05, period=3).resolve(150)
+    assert last_renewal(150, 3) == 49 != math.floor(150 / 3)
+    assert s.alpha_ == pytest.approx(0.05658, abs=5e-6)
+    assert s.ratio_at(149) == pytest.approx(0.05, rel=1e-12)
+    paper_alpha = math.log(0.8 / 0.05) / math.floor(150 / 3)
+    assert paper_alpha == pytest.approx(0.05545, abs=5e-6)
+    paper = RatioSchedule("exponential", 0.8, alpha=paper_alpha, period=3).resolve(150)
+    assert paper.ratio_at(149) == pytest.approx(0.0529, abs=5e-5)  # never reaches 5%
+
+
+def test_epoch_ratio_constant_passes_the_value_through():
+    r = EpochRatio(0.0, name="prune_ratio").resolve(10)  # 0 is no share, but no schedule
+    assert not r.scheduled and r.at(0) == r.at(99) == 0.0
+
+
+def test_epoch_ratio_reads_one_value_per_epoch():
+    r = EpochRatio(0.8, "linear", final_ratio=0.2).resolve(4)
+    assert r.scheduled and [r.at(t) for t in range(4)] == pytest.approx([0.8, 0.6, 0.4, 0.2])
+    assert r.at(10) == pytest.approx(0.2)  # past the span: the last value
+    same = RatioSchedule("exponential", 0.8, mean_ratio=0.4, period=1).resolve(6)
+    e = EpochRatio(0.8, "exponential", mean_ratio=0.4).resolve(6)
+    assert [e.at(t) for t in range(6)] == pytest.approx(same.ratios())
+    with pytest.raises(RuntimeError, match="resolve"):
+        EpochRatio(0.8, "linear", final_ratio=0.2).at(0)
+    with pytest.raises(ValueError, match="number of epochs"):
+        EpochRatio(0.8, "linear", final_ratio=0.2).resolve(0)
+
+
+def test_epoch_ratio_errors_name_the_methods_ratio():
+    with pytest.raises(ValueError, match="prune_ratio must be a share"):
+        EpochRatio(0.0, "linear", final_ratio=0.1, name="prune_ratio")
+    with pytest.raises(ValueError, match="above the initial prune_ratio 0.5.*raise prune_ratio"):
+        EpochRatio(0.5, "cosine", final_ratio=0.6, name="prune_ratio")
+    with pytest.raises(ValueError, match="give only prune_ratio"):
+        EpochRatio(0.5, alpha=0.1, name="prune_ratio")

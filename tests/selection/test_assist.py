@@ -1,7 +1,9 @@
 """ASSIST batchwise filtering: the filter, every buffer rule, starvation, diagnostics, the
 loss selectors behind the filter, the engine and checkpoint/resume."""
 
+import copy
 import io
+import math
 
 import pytest
 import torch
@@ -11,6 +13,7 @@ from torch import nn
 from thrifty.cli import main
 from thrifty.data import Batch, TensorData
 from thrifty.engine import (
+    EpochSampler,
     Packer,
     SampleRecord,
     SelectionError,
@@ -108,7 +111,7 @@ def _fit(cfg, labels, selector, sampler=None):
 
 
 def _col(result, key):
-    return [e["method"][key] if key.startswith(("selector_", "overflow")) else e[key]
+    return [e["method"][key] if key.startswith(("selector_", "overflow", "end_of_epoch")) else e[key]
             for e in result["epochs"]]
 
 
@@ -207,9 +210,13 @@ def test_end_of_epoch_flush_and_drop():
     steps, diag = _epoch(flush, [ALL] * 9)
     assert steps == 5 and flush.sizes[-1] == 4 and flush.packer.count == 0
     assert diag["selector_steps"] == 5 and diag["selector_pending"] == 0
+    assert diag["selector_end_of_epoch_dropped"] == 0
     drop = Driver(AssistSelector(end_of_epoch="drop"), rho=4)
     steps, diag = _epoch(drop, [ALL] * 9)
-    assert steps == 4 and drop.packer.discarded == 20 and diag["selector_pending"] == 0
+    # 4 steps, 4 x 4 overflow; the 4 pending at the end are dropped, counted apart (§1.7(b))
+    assert steps == 4 and diag["selector_pending"] == 0
+    assert (drop.packer.discarded, drop.packer.end_dropped) == (16, 4)
+    assert diag["selector_end_of_epoch_dropped"] == 4
     assert _epoch(drop, [ALL] * 9)[0] == 4  # nothing carried over
 
 
@@ -309,15 +316,26 @@ def test_starvation_skip_and_error():
         err.batch([False] * 4)
 
 
-def test_patience_defaults_to_the_training_set_and_is_required_without_one():
+def test_default_patience_is_one_epoch_of_forwarded_samples():
     s = AssistSelector()
     s.setup(_ctx(train_size=123))
-    assert s.patience == 123
-    with pytest.raises(ValueError, match="patience"):
-        AssistSelector().setup(_ctx(train_size=0))
+    assert s.patience == 123  # first epoch: the training set, the most an epoch can load
+    outside = AssistSelector()
+    outside.setup(_ctx(train_size=0))
+    assert outside.patience is None  # unknown outside the engine until an epoch was seen
     explicit = AssistSelector(patience=5)
     explicit.setup(_ctx(train_size=0))
     assert explicit.patience == 5
+    # measured: an epoch of 3 raw batches (12 samples) sets patience to 12 ...
+    d = Driver(AssistSelector(), rho=4, train_size=1000)
+    _epoch(d, [ALL] * 3)
+    assert d.selector.patience == 12
+    # ... so 12 samples in a row without an accepted one are starvation, not 1000
+    assert len(d.batch([False] * 4)) == 0 and len(d.batch([False] * 4)) == 0
+    assert d.batch([False] * 4).tolist() == [0, 1, 2, 3]
+    _, diag = d.end_epoch()
+    assert diag["selector_starved_batches"] == 1 and d.selector.patience == 12
+    assert explicit.state_dict()["patience"] == 5
 
 
 # ---------------------------------------------------------------------- through the engine
@@ -325,20 +343,24 @@ WRONG = [1] * 36   # the constant model predicts 0: every sample misclassified
 RIGHT = [0] * 36   # every sample classified correctly
 
 
-@pytest.mark.parametrize("kwargs,fwd,steps,overflow", [
-    ({}, None, [4, 5, 4], [16, 20, 16]),                           # faithful
-    ({"end_of_epoch": "drop"}, None, [4, 4, 4], [20, 20, 20]),
-    ({"end_of_epoch": "flush"}, None, [5, 5, 5], [16, 16, 16]),
-    ({"strict": False}, None, [9, 9, 9], [0, 0, 0]),
-    ({"overflow": "carry"}, None, [8, 9, 9], [0, 0, 0]),
-    ({"strict": False, "overflow": "carry", "repeat": True}, 12, [9, 9, 9], [0, 0, 0]),
-    ({"strict": False}, 12, [3, 3, 3], [24, 24, 24]),                # "if" with raw 12
+@pytest.mark.parametrize("kwargs,fwd,steps,overflow,dropped", [
+    ({}, None, [4, 5, 4], [16, 20, 16], [0, 0, 0]),                           # faithful
+    ({"end_of_epoch": "drop"}, None, [4, 4, 4], [16, 16, 16], [4, 4, 4]),
+    ({"end_of_epoch": "flush"}, None, [5, 5, 5], [16, 16, 16], [0, 0, 0]),
+    ({"strict": False}, None, [9, 9, 9], [0, 0, 0], [0, 0, 0]),
+    ({"overflow": "carry"}, None, [8, 9, 9], [0, 0, 0], [0, 0, 0]),
+    ({"strict": False, "overflow": "carry", "repeat": True}, 12, [9, 9, 9], [0, 0, 0],
+     [0, 0, 0]),
+    ({"strict": False}, 12, [3, 3, 3], [24, 24, 24], [0, 0, 0]),      # "if" with raw 12
 ])
-def test_step_counts_through_the_engine(tiny_config, kwargs, fwd, steps, overflow):
+def test_step_counts_through_the_engine(tiny_config, kwargs, fwd, steps, overflow, dropped):
     cfg = tiny_config(epochs=3, batch_size=4, forward_batch_size=fwd)
     trainer, result = _fit(cfg, WRONG, AssistSelector(**kwargs))
     assert _col(result, "optimizer_steps") == steps == _col(result, "selector_steps")
+    # overflow only (spec §1.7(b)); the drops at the end of an epoch are counted apart
     assert _col(result, "overflow_discarded") == overflow
+    assert _col(result, "selector_end_of_epoch_dropped") == dropped
+    assert _col(result, "end_of_epoch_dropped") == dropped  # the engine's count, per epoch
     assert _col(result, "samples_forwarded") == [36] * 3
     assert _col(result, "selector_acceptance_ratio") == [1.0] * 3
     assert all(e["samples_trained"] == 4 * e["optimizer_steps"] for e in result["epochs"])
@@ -379,7 +401,9 @@ def test_starvation_through_the_engine(tiny_config):
 
 @pytest.mark.parametrize("args", [{}, {"overflow": "carry", "forward_batch_size": 128},
                                   {"selector": "q-split", "k": 16, "end_of_epoch": "flush"},
-                                  {"margin": 0.3, "repeat": True, "forward_batch_size": 256}])
+                                  {"margin": 0.3, "repeat": True, "forward_batch_size": 256},
+                                  {"end_of_epoch": "drop", "selector": "top-k", "k": 8,
+                                   "fill": "random"}])
 def test_work_balance_on_digits(tiny_config, digits, args):
     args = dict(args)
     fwd = args.pop("forward_batch_size", None)
@@ -394,7 +418,7 @@ def test_work_balance_on_digits(tiny_config, digits, args):
         assert m["selector_forwarded"] == e["samples_forwarded"] == len(digits[0])
         given = m["selector_accepted"] + m["selector_fallback_samples"]
         assert given == e["samples_trained"] + m["overflow_discarded"] + m["selector_pending"] \
-            - pending
+            + m["selector_end_of_epoch_dropped"] - pending
         pending = m["selector_pending"]
     assert pending == trainer.packer.count
 
@@ -474,8 +498,8 @@ def test_state_carries_the_starvation_run_and_the_buffer_count():
 def test_in_a_plain_loop_with_online_selection():
     from thrifty.selection.online import OnlineSelection
 
-    with pytest.raises(ValueError, match="patience"):
-        OnlineSelection(AssistSelector(), batch_size=4)
+    measured = OnlineSelection(AssistSelector(), batch_size=4)  # no training set known
+    assert measured.selector.patience is None
     online = OnlineSelection(AssistSelector(patience=16), batch_size=4)
     model = ConstantModel()
     x, y = torch.randn(24, 4), torch.tensor([1, 0] * 12)  # 12 misclassified
@@ -484,3 +508,254 @@ def test_in_a_plain_loop_with_online_selection():
     assert all(len(b) == 4 and (b != 0).all() for _, b in batches)
     # 2 accepted per raw batch: a step every 3rd raw batch ('>' 4), 2 overflow each
     assert len(batches) == 2 == online.diagnostics["selector_steps"]
+    # the measured patience: one epoch of 24 forwarded samples, known after end_epoch
+    list(measured.batches(model, loader))
+    assert measured.selector.patience == 24
+    with pytest.raises(ValueError, match="epochs="):
+        OnlineSelection(AssistSelector(selector="top-q", schedule="linear", final_ratio=0.1),
+                        batch_size=4)
+
+
+# ---------------------------------------------------------------------- starvation per epoch
+class HalfSampler(EpochSampler):
+    """Loads the first half of the pool every epoch (like a sampler or reducer at 50%)."""
+
+    name = "half"
+
+    def begin_epoch(self, ctx):
+        self.active = self.pool[: len(self.pool) // 2]
+
+
+def test_starvation_is_detected_within_one_epoch_behind_a_half_size_sampler(tiny_config):
+    # 18 of 36 samples loaded per epoch, all classified correctly. The old default patience
+    # (36, the training set) would need two empty epochs; now the step-less first epoch is
+    # starvation and the second epoch falls back on every raw batch.
+    _, result = _fit(tiny_config(epochs=3, batch_size=4), RIGHT, AssistSelector(),
+                     sampler=HalfSampler())
+    assert _col(result, "samples_forwarded") == [18, 18, 18]
+    assert _col(result, "selector_starved_epochs") == [1, 0, 0]
+    assert _col(result, "selector_starved_batches") == [0, 5, 5]
+    assert _col(result, "selector_fallback_samples") == [0, 18, 18]
+    steps = _col(result, "optimizer_steps")
+    assert steps[0] == 0 and steps[1] > 0 and steps[2] > 0
+    assert steps == _col(result, "selector_steps")
+
+
+FEW_WRONG = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] * 3  # 3 of 36 misclassified
+
+
+def test_drop_epoch_without_a_step_is_starvation_and_falls_back(tiny_config):
+    # Each epoch accepts 3 samples < rho = 4 and drops them at its end. Every accepted sample
+    # restarts the patience count, so before this rule no step was ever taken.
+    _, result = _fit(tiny_config(epochs=4, batch_size=4, run_name="r"), FEW_WRONG,
+                     AssistSelector(end_of_epoch="drop"))
+    steps = _col(result, "optimizer_steps")
+    assert _col(result, "selector_starved_epochs") == [1, 0, 1, 0]  # alternates
+    assert steps[0] == steps[2] == 0 and steps[1] > 0 and steps[3] > 0
+    assert _col(result, "selector_end_of_epoch_dropped")[0] == 3
+    assert _col(result, "selector_accepted") == [3, 3, 3, 3]
+    fallback = _col(result, "selector_fallback_samples")
+    assert fallback[0] == fallback[2] == 0 and fallback[1] == fallback[3] > 0
+    assert all(math.isnan(v) for v, s in zip(_col(result, "selector_raw_batches_per_step"),
+                                            steps) if s == 0)
+    # skip: counted, never a step; error: stops at the end of the first step-less epoch
+    _, result = _fit(tiny_config(epochs=3, batch_size=4, run_name="s"), FEW_WRONG,
+                     AssistSelector(end_of_epoch="drop", starvation="skip"))
+    assert _col(result, "optimizer_steps") == [0, 0, 0]
+    assert _col(result, "selector_starved_epochs") == [1, 1, 1]
+    assert _col(result, "selector_starved_batches")[0] == 0
+    with pytest.raises(SelectionError, match="took no optimizer step.*3 dropped at its end"):
+        _fit(tiny_config(epochs=2, batch_size=4, run_name="e"), FEW_WRONG,
+             AssistSelector(end_of_epoch="drop", starvation="error"))
+
+
+def test_stepless_epoch_with_a_waiting_buffer_is_progress_not_starvation():
+    d = Driver(AssistSelector(), rho=4)  # carry: what is accepted waits in the buffer
+    steps, diag = _epoch(d, [[True, False, False, False]] * 3)
+    assert steps == 0 and diag["selector_pending"] == 3
+    assert diag["selector_starved_epochs"] == 0 and not d.selector.starved_epoch
+    assert math.isnan(diag["selector_raw_batches_per_step"])
+    steps, diag = _epoch(d, [[True, True, False, False]])
+    assert steps == 1 and diag["selector_raw_batches_per_step"] == 1.0
+
+
+def test_starved_epoch_flag_is_checkpointed():
+    d = Driver(AssistSelector(end_of_epoch="drop"), rho=4)
+    _epoch(d, [[True, False, False, False]] * 3)
+    state = d.selector.state_dict()
+    assert state["starved_epoch"] is True and state["patience"] == 12
+    resumed = Driver(AssistSelector(end_of_epoch="drop"), rho=4)
+    resumed.selector.load_state_dict(state)
+    assert resumed.batch([False] * 4).tolist() == [0, 1, 2, 3]  # falls back at once
+    old = {k: v for k, v in state.items() if k not in ("patience", "starved_epoch")}
+    old["counts"] = {k: v for k, v in old["counts"].items() if k != "filled"}
+    older = Driver(AssistSelector(end_of_epoch="drop"), rho=4)
+    older.selector.load_state_dict(old)  # a checkpoint from before these fields
+    assert older.selector.patience == 1000 and not older.selector.starved_epoch
+    assert len(older.batch(ALL)) == 4 and older.selector.counts["filled"] == 0
+
+
+# ---------------------------------------------------------------------- filter mode
+class BNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(64, 16)
+        self.bn = nn.BatchNorm1d(16)
+        self.out = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.bn(self.lin(x.flatten(1)))))
+
+
+def test_train_filter_mode_uses_batch_statistics_and_keeps_running_ones(tiny_config, digits):
+    torch.manual_seed(0)
+    model = BNNet()
+    trainer = Trainer(tiny_config(epochs=1), train=digits[0], test=digits[1], model=model,
+                      selector=AssistSelector(filter_mode="train"), **QUIET)
+    with torch.no_grad():  # non-trivial running statistics
+        model.bn.running_mean.uniform_(-1, 1)
+        model.bn.running_var.uniform_(0.5, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = digits[0].x[:32], digits[0].y[:32]
+    model.train()
+    _, logits = trainer._forward_eval(x, y, "train")
+    reference = copy.deepcopy(model).train()
+    with torch.no_grad():
+        expected = reference(x)  # batch statistics
+        h = model.lin(x.flatten(1))
+        by_hand = model.out(torch.relu(F.batch_norm(h, None, None, model.bn.weight,
+                                                     model.bn.bias, training=True)))
+    assert torch.allclose(logits, expected, atol=1e-5)
+    assert torch.allclose(logits, by_hand, atol=1e-5)
+    assert not torch.allclose(logits, trainer._forward_eval(x, y)[1], atol=1e-3)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running stats untouched
+    assert model.training
+    model.eval()
+    trainer._forward_eval(x, y, "train")
+    assert not model.training  # the mode the model was in is restored
+    with pytest.raises(ValueError, match="'eval' or 'train'"):
+        trainer._forward_eval(x, y, "test")
+
+
+def test_engine_reads_the_filter_mode(tiny_config, digits):
+    for mode in ("eval", "train"):
+        trainer = Trainer(tiny_config(epochs=1, run_name=mode), train=digits[0],
+                          test=digits[1], model=BNNet(),
+                          selector=AssistSelector(filter_mode=mode), **QUIET)
+        seen, forward = [], trainer._forward_eval
+
+        def spy(x, y, mode="eval", forward=forward, seen=seen):
+            seen.append(mode)
+            return forward(x, y, mode)
+
+        trainer._forward_eval = spy
+        result = trainer.fit()
+        raw = result["epochs"][0]["method"]["selector_raw_batches"]
+        assert seen.count(mode) >= raw and (mode == "eval" or seen.count("train") == raw)
+    with pytest.raises(ValueError, match="filter_mode"):
+        AssistSelector(filter_mode="test")
+    assert build_method("assist", {"filter_mode": "train"}).filter_mode == "train"
+
+
+# ---------------------------------------------------------------------- Alg 5 random fill
+def test_random_fill_tops_up_to_k_as_in_alg5():
+    wrong = [True] + [False] * 9
+    plain = AssistSelector(selector="top-k", k=3)
+    assert plain.select(_raw(wrong), _ctx()).tolist() == [0]  # default: no fill
+    a = AssistSelector(selector="top-k", k=3, fill="random").select(_raw(wrong), _ctx(seed=1))
+    b = AssistSelector(selector="top-k", k=3, fill="random").select(_raw(wrong), _ctx(seed=1))
+    assert torch.equal(a, b) and len(a) == 3 and 0 in a.tolist()
+    s = AssistSelector(selector="top-k", k=3, fill="random")
+    s.select(_raw(wrong), _ctx())
+    d = s.epoch_diagnostics()
+    assert (d["selector_accepted"], d["selector_filled"], d["selector_misclassified"]) == (
+        3.0, 2.0, 1.0)
+    # enough misclassified: top-k alone, no fill; a raw batch smaller than k gives all of it
+    enough = AssistSelector(selector="top-k", k=3, fill="random")
+    assert len(enough.select(_raw([True] * 5 + [False] * 5), _ctx())) == 3
+    assert enough.epoch_diagnostics()["selector_filled"] == 0
+    assert AssistSelector(selector="top-k", k=8, fill="random").select(
+        _raw([False] * 4), _ctx()).tolist() == [0, 1, 2, 3]
+    # with a margin (Alg 6): the margin's samples are added after the filled top-k
+    probs = torch.tensor([[0.2, 0.8, 0.0], [0.5, 0.45, 0.05], [0.9, 0.05, 0.05],
+                          [0.9, 0.05, 0.05], [0.9, 0.05, 0.05]]) + 1e-6
+    logits, y = probs.log(), torch.zeros(5, dtype=torch.long)
+    sel = SelectionInput(F.cross_entropy(logits, y, reduction="none"), logits, y,
+                         torch.arange(5), True)
+    got = AssistSelector(selector="top-k", k=2, fill="random", margin=0.1).select(sel, _ctx())
+    assert {0, 1} <= set(got.tolist()) and 2 <= len(got) <= 3
+
+
+@pytest.mark.parametrize("kwargs", [{"fill": "random"}, {"fill": "random", "selector": "top-q"},
+                                    {"fill": "random", "selector": "top-k", "k": 0.5},
+                                    {"fill": "zeros", "selector": "top-k", "k": 3}])
+def test_random_fill_needs_a_count_k(kwargs):
+    with pytest.raises(ValueError, match="fill"):
+        AssistSelector(**kwargs)
+
+
+# ---------------------------------------------------------------------- share schedules
+def _losses_input(n=100, seed=0):
+    losses = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).float() / n
+    return SelectionInput(losses, None, torch.zeros(n, dtype=torch.long), torch.arange(n), True)
+
+
+def test_top_q_with_a_schedule_selects_the_scheduled_share_each_epoch():
+    s = AssistSelector(filter="none", selector="top-q", q=0.5, schedule="linear",
+                       final_ratio=0.1)
+    ctx = _ctx()  # 10 epochs
+    s.setup(ctx)
+    batch = _losses_input()
+    for t in range(10):
+        ctx.epoch = t
+        share = 0.5 + (0.1 - 0.5) * t / 9
+        got = s.select(batch, ctx)
+        assert torch.equal(got, top_q(batch.losses, 1 - share))
+        assert abs(len(got) - share * 100) <= 1
+        assert s.epoch_diagnostics()["selector_share"] == pytest.approx(share)
+    assert not AssistSelector(selector="top-q").share.scheduled
+
+
+def test_top_k_share_schedule_behind_the_filter():
+    s = AssistSelector(selector="top-k", k=0.8, schedule="exponential", final_ratio=0.2)
+    ctx = _ctx()
+    s.setup(ctx)
+    g = torch.Generator().manual_seed(4)
+    logits, y = torch.randn(200, 3, generator=g), torch.randint(0, 3, (200,), generator=g)
+    sel = SelectionInput(F.cross_entropy(logits, y, reduction="none"), logits, y,
+                         torch.arange(200), True)
+    wrong = int(misclassified(logits, y).sum())
+    counts = []
+    for t in (0, 4, 9):
+        ctx.epoch = t
+        share = 0.8 * (0.2 / 0.8) ** (t / 9)
+        counts.append(len(s.select(sel, ctx)))
+        assert counts[-1] == math.ceil(share * wrong - 1e-9)
+    assert counts[0] > counts[1] > counts[2]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"schedule": "linear", "final_ratio": 0.1}, "keeps every misclassified sample"),
+    ({"selector": "top-k", "k": 8, "schedule": "linear", "final_ratio": 0.1}, "a count"),
+    ({"selector": "top-q", "q": 0.5, "schedule": "linear", "final_ratio": 0.7},
+     r"above the initial share \(1 - q\)"),
+    ({"selector": "top-k", "schedule": "cosine"}, "needs exactly one of"),
+])
+def test_impossible_share_schedules_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AssistSelector(**kwargs)
+
+
+def test_share_schedule_through_the_engine(tiny_config, digits):
+    cfg = tiny_config(epochs=3, batch_size=64)
+    sel = build_method("assist", {"filter": "none", "selector": "top-k", "k": 0.6,
+                                  "schedule": "linear", "final_ratio": 0.2,
+                                  "end_of_epoch": "flush", "overflow": "carry"})
+    result = Trainer(cfg, train=digits[0], test=digits[1], selector=sel, **QUIET).fit()
+    shares = _col(result, "selector_share")
+    assert shares == pytest.approx([0.6, 0.4, 0.2])
+    accepted = _col(result, "selector_accepted")
+    assert accepted[0] > accepted[1] > accepted[2]
+    for share, acc in zip(shares, accepted):
+        assert abs(acc / len(digits[0]) - share) < 0.02

@@ -182,3 +182,22 @@ def test_empty_input_gives_empty_output():
               lambda x: q_split(x, 3)):
         out = f(empty)
         assert out.dtype == torch.long and len(out) == 0
+
+
+def test_share_and_with_share_are_the_schedules_handle():
+    assert LossSelector("top-q", q=0.3).share == pytest.approx(0.7)
+    assert LossSelector("top-k", k=0.25).share == 0.25
+    assert LossSelector("q-split").share == 0.5  # default k = 0.5
+    assert LossSelector("top-k", k=8).share is None and LossSelector().share is None
+    q = LossSelector("top-q", q=0.3).with_share(0.2)
+    assert q.kind == "top-q" and q.q == pytest.approx(0.8)
+    k = LossSelector("weighted", k=0.5).with_share(0.1)
+    assert k.kind == "weighted" and k.k == 0.1
+    split = LossSelector("q-split", k=0.5, p=3.0, buckets=3).with_share(0.2)
+    assert (split.k, split.p, split.buckets) == (0.2, 3.0, 3)
+    with pytest.raises(ValueError, match="keeps every sample"):
+        LossSelector().with_share(0.5)
+    with pytest.raises(ValueError, match="is a count"):
+        LossSelector("top-k", k=8).with_share(0.5)
+    with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+        LossSelector("top-k", k=0.5).with_share(1.0)

@@ -31,7 +31,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import thrifty
-from thrifty.data import Batch, TensorData, dataset_labels, iterate_batches, load_dataset
+from thrifty.data import (
+    Batch,
+    TensorData,
+    dataset_labels,
+    eval_view,
+    iterate_batches,
+    load_dataset,
+)
 from thrifty.engine.accounting import EpochStats, PhaseTimer
 from thrifty.engine.checkpoint import (
     load_checkpoint,
@@ -191,7 +198,7 @@ class Trainer:
                                 generator=self.method_generator, score=self.score,
                                 num_classes=self.num_classes, labels=self.labels)
         self.timer = PhaseTimer(self.device)
-        self.energy_meter = make_energy_meter(cfg.energy, self.device.type)
+        self.energy_meter = make_energy_meter(cfg.energy, self.device)
         self.history: list[dict[str, Any]] = []
         self.run_dir = Path(cfg.out_dir) / (cfg.run_name or cfg.default_run_name())
         self.result: dict[str, Any] = {}
@@ -235,15 +242,35 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     @torch.no_grad()
-    def _forward_eval(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """No-grad forward in eval mode (BatchNorm running statistics are used, not updated)."""
+    def _forward_eval(self, x: torch.Tensor, y: torch.Tensor, mode: str = "eval"
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """No-grad forward; returns ``(losses, logits)``; the model's mode is restored after.
+
+        ``mode="eval"`` (default): BatchNorm running statistics are used, not updated; dropout
+        is off. ``mode="train"`` (a selector's ``filter_mode``): the training behaviour,
+        BatchNorm normalising with the batch's own statistics and dropout active, but the
+        running statistics of every normalisation layer (``running_mean``, ``running_var``,
+        ``num_batches_tracked``) are saved before and restored after, so the forward leaves
+        the model as it was.
+        """
+        if mode not in ("eval", "train"):
+            raise ValueError(f"selection forward mode must be 'eval' or 'train', got {mode!r}")
         was_training = self.model.training
-        self.model.eval()
-        with self._autocast():
-            logits = self.model(x)
+        saved = [] if mode == "eval" else [
+            (b, b.clone()) for m in self.model.modules()
+            if getattr(m, "track_running_stats", False)
+            for b in (getattr(m, n, None) for n in ("running_mean", "running_var",
+                                                     "num_batches_tracked"))
+            if isinstance(b, torch.Tensor)]
+        self.model.train(mode == "train")
+        try:
+            with self._autocast():
+                logits = self.model(x)
+        finally:
+            for buffer, value in saved:
+                buffer.copy_(value)
+            self.model.train(was_training)
         losses = F.cross_entropy(logits.float(), y, reduction="none")
-        if was_training:
-            self.model.train()
         return losses, logits
 
     def score(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -252,8 +279,9 @@ class Trainer:
         selection work."""
         stats = self._stats
         losses, logits = [], []
-        for b in iterate_batches(self.train_data, indices.tolist(), self.config.eval_batch_size,
-                                 device=self.device, num_workers=self.config.num_workers):
+        for b in iterate_batches(eval_view(self.train_data), indices.tolist(),
+                                 self.config.eval_batch_size, device=self.device,
+                                 num_workers=self.config.num_workers):
             t0 = time.perf_counter()
             lo, lg = self._forward_eval(b.x, b.y)
             self.record.update(b.idx, lo, lg.argmax(1) == b.y, self.ctx.epoch, trained=False)
@@ -299,7 +327,8 @@ class Trainer:
             return
         if self.selector.needs_forward(self.ctx):
             with self.timer(stats, "selection_forward"):
-                losses, logits = self._forward_eval(batch.x, batch.y)
+                losses, logits = self._forward_eval(
+                    batch.x, batch.y, getattr(self.selector, "filter_mode", "eval"))
                 self.record.update(batch.idx, losses, logits.argmax(1) == batch.y, stats.epoch,
                                    trained=False)
             stats.samples_forwarded += len(batch.idx)
@@ -318,6 +347,7 @@ class Trainer:
     @torch.no_grad()
     def _dataset_losses(self, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         losses, correct = [], []
+        data = eval_view(data)  # no random crops for an on-disk training set
         for b in iterate_batches(data, range(len(data)), self.config.eval_batch_size,
                                  device=self.device, num_workers=self.config.num_workers):
             lo, lg = self._forward_eval(b.x, b.y)
@@ -575,8 +605,9 @@ class Trainer:
             self.scheduler.step()
         stats.train_loss = stats._loss_sum / max(stats.samples_trained, 1)
         stats.method = {**self.sampler.epoch_diagnostics(), **self.selector.epoch_diagnostics(),
-                        "overflow_discarded": self.packer.discarded}
-        self.packer.discarded = 0
+                        "overflow_discarded": self.packer.discarded,
+                        "end_of_epoch_dropped": self.packer.end_dropped}
+        self.packer.discarded = self.packer.end_dropped = 0
         self._evaluate(stats, final=epoch == cfg.epochs - 1)
         self.history.append(stats.to_dict())
         self._stats = None

@@ -14,6 +14,12 @@ class Packer:
     Args:
         batch_size: the training batch size rho.
         rule: the :class:`PackingRule` (threshold, overflow, repeat, end of epoch).
+
+    Counters (kept until the owner resets them): ``discarded``, the samples dropped as
+    overflow after a step (``overflow="discard"``; the engine reports it per epoch as
+    ``overflow_discarded``), and ``end_dropped``, the pending samples dropped by
+    ``end_of_epoch="drop"``. They are separate because the thesis' overflow diagnostic
+    (ASSIST, Fig 6b) counts the overflow only.
     """
 
     def __init__(self, batch_size: int, rule: PackingRule | None = None) -> None:
@@ -23,7 +29,8 @@ class Packer:
         self.rule = rule or PackingRule()
         self._parts: list[Batch] = []
         self.count = 0
-        self.discarded = 0  # samples dropped as overflow or at the end of an epoch
+        self.discarded = 0  # samples dropped as overflow after a step
+        self.end_dropped = 0  # pending samples dropped at the end of an epoch
 
     def _merge(self) -> Batch:
         if len(self._parts) == 1:
@@ -70,7 +77,7 @@ class Packer:
         merged = self._merge()
         self._parts, self.count = [], 0
         if self.rule.end_of_epoch == "drop":
-            self.discarded += len(merged.idx)
+            self.end_dropped += len(merged.idx)
             return []
         return [merged]
 
@@ -78,10 +85,11 @@ class Packer:
         merged = self._merge() if self.count else None
         return {"pending": None if merged is None else
                 {"x": merged.x.cpu(), "y": merged.y.cpu(), "idx": merged.idx},
-                "discarded": self.discarded}
+                "discarded": self.discarded, "end_dropped": self.end_dropped}
 
     def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
         p = state["pending"]
         self._parts = [] if p is None else [Batch(p["x"].to(device), p["y"].to(device), p["idx"])]
         self.count = 0 if p is None else len(p["idx"])
         self.discarded = state["discarded"]
+        self.end_dropped = state.get("end_dropped", 0)  # absent in older checkpoints

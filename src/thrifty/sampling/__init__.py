@@ -8,6 +8,7 @@ from thrifty.sampling.random_adaptive import RandomAdaptive
 from thrifty.sampling.schedules import (
     MEAN_OVER,
     SHAPES,
+    EpochRatio,
     RatioSchedule,
     check_ratio,
     last_renewal,
@@ -15,7 +16,7 @@ from thrifty.sampling.schedules import (
 )
 
 __all__ = [
-    "MEAN_OVER", "SHAPES", "InfoBatch", "LossAdaptive", "RandomAdaptive", "RatioSchedule",
-    "RenewingSampler", "anneal_start", "check_ratio", "draw_generator", "last_renewal",
-    "selection_weights", "subset_size", "weighted_draw",
+    "MEAN_OVER", "SHAPES", "EpochRatio", "InfoBatch", "LossAdaptive", "RandomAdaptive",
+    "RatioSchedule", "RenewingSampler", "anneal_start", "check_ratio", "draw_generator",
+    "last_renewal", "selection_weights", "subset_size", "weighted_draw",
 ]

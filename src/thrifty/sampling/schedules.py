@@ -4,7 +4,10 @@ Seed 002 (Boumendil et al., ICTAI 2023) replaces the fixed selectivity ratio S b
 one, ``S_t = S_0 * exp(-alpha * floor(t / R))``, changed only when the subset is renewed (every
 R epochs), with alpha given directly or chosen from a target final ratio S_N or a target mean.
 :class:`RatioSchedule` offers that exponential shape and four others (constant, linear, cosine,
-step) to every method that has a ratio.
+step) to every method that has a ratio. The renewing samplers (random-adaptive, loss-adaptive)
+use it with their period R; :class:`EpochRatio` is the same schedule read once per epoch
+(R = 1) by the methods whose ratio acts every epoch (InfoBatch's prune ratio, the share kept
+by ASSIST's loss selectors). Both take the same options, parsed and checked here only.
 
 Epoch indexing (the convention of this module)
 ----------------------------------------------
@@ -12,11 +15,16 @@ Epochs are 0-based, ``t = 0 .. N-1`` (the engine's ``ctx.epoch``). Renewal ``k =
 happens at the epochs ``t = k * R`` -- the first one at ``t = 0`` -- and its ratio holds for the
 R epochs ``kR .. kR + R - 1``. The last renewal of an N-epoch run is ``K = floor((N - 1) / R)``
 and the *final ratio* S_N is the ratio in force in the last epoch, ``S_0 * exp(-alpha * K)``.
-Hence ``alpha = ln(S_0 / S_N) / K``. This equals the paper's ``ln(S_0 / S_N) / floor(N / R)``
-whenever R does not divide N, as in its example (N = 160, R = 3: K = 53). The paper's
-Algorithm 1 counts epochs from 1 and renews at ``t % R == 0``; read literally, its first subset
-serves R - 1 epochs and, when R divides N, a last subset serves the final epoch alone. We keep
-whole periods instead.
+Hence ``alpha = ln(S_0 / S_N) / K``. The paper's Algorithm 1 counts epochs from 1 and renews
+at ``t % R == 0``; read literally, its first subset serves R - 1 epochs and, when R divides N,
+a last subset serves the final epoch alone. We keep whole periods instead, which is why K is
+``floor((N - 1) / R)`` where the paper's formula for alpha divides by ``floor(N / R)``. The two
+agree whenever R does not divide N, as in the paper's example (N = 160, R = 3: K = 53). When R
+divides N they differ: N = 150, R = 3, S_0 = 0.8, S_N = 0.05 gives K = 49 and
+alpha = 0.05658 here, against floor(N / R) = 50 and alpha = 0.05545 with the paper's formula.
+With whole periods from epoch 0 that alpha's 50th renewal would fall on epoch 150, after the
+run, so the last epoch would train on 0.8 * exp(-0.05545 * 49) = 5.29% instead of the 5%
+asked for.
 
 The *mean ratio* is, by default, the paper's ``S_avg``: the mean of the K + 1 ratios the
 schedule generates (one per renewal). This reproduces the paper's example: S_0 = 0.8,
@@ -92,6 +100,8 @@ class RatioSchedule:
         period: R, epochs between renewals, >= 1. Default 1.
         step_size: epochs between drops of the step shape, >= 1; required for ``step``.
             Default ``None``.
+        name: what the method calls S_0, used in error messages (e.g. ``"prune_ratio"``).
+            Default ``"ratio"``.
 
     Call :meth:`resolve` with the run's number of epochs before :meth:`ratio_at`; it solves
     for ``final_ratio_`` (and ``alpha_`` or ``gamma_``) and refuses targets that no schedule
@@ -102,7 +112,7 @@ class RatioSchedule:
                  final_ratio: float | None = None, alpha: float | None = None,
                  gamma: float | None = None, mean_ratio: float | None = None,
                  mean_over: str = "renewals", period: int = 1,
-                 step_size: int | None = None) -> None:
+                 step_size: int | None = None, name: str = "ratio") -> None:
         if shape not in SHAPES:
             raise ValueError(f"unknown ratio schedule {shape!r}; choose one of "
                              f"{', '.join(SHAPES)}")
@@ -112,14 +122,14 @@ class RatioSchedule:
         if not isinstance(period, int) or isinstance(period, bool) or period < 1:
             raise ValueError(f"period (R, epochs between renewals) must be an integer >= 1, "
                              f"got {period!r}")
-        self.shape, self.ratio = shape, check_ratio(ratio)
+        self.shape, self.ratio, self.name = shape, check_ratio(ratio, name), name
         self.period, self.mean_over = period, mean_over
         given = {k: v for k, v in (("final_ratio", final_ratio), ("alpha", alpha),
                                    ("gamma", gamma), ("mean_ratio", mean_ratio)) if v is not None}
         allowed = {"final_ratio", "mean_ratio", _OWN_PARAM.get(shape)} - {None}
         if shape == "constant" and given:
             raise ValueError(f"the constant schedule takes no {', '.join(given)}; give only "
-                             "ratio, or choose a decaying schedule (exponential, linear, "
+                             f"{name}, or choose a decaying schedule (exponential, linear, "
                              "cosine, step)")
         wrong = sorted(set(given) - allowed)
         if wrong:
@@ -129,14 +139,14 @@ class RatioSchedule:
             what = "none" if not given else ", ".join(sorted(given))
             raise ValueError(f"the {shape} schedule needs exactly one of "
                              f"{', '.join(sorted(allowed))} to set its decay; got {what}")
-        for name, target in (("final_ratio", final_ratio), ("mean_ratio", mean_ratio)):
+        for what, target in (("final_ratio", final_ratio), ("mean_ratio", mean_ratio)):
             if target is None:
                 continue
-            check_ratio(target, name)
+            check_ratio(target, what)
             if target > self.ratio:
-                raise ValueError(f"{name} {target} is above the initial ratio {self.ratio}, "
-                                 f"but the schedules only decrease; lower {name} or raise "
-                                 "ratio")
+                raise ValueError(f"{what} {target} is above the initial {name} {self.ratio}, "
+                                 f"but the schedules only decrease; lower {what} or raise "
+                                 f"{name}")
         if alpha is not None and not (_is_number(alpha) and math.isfinite(alpha) and alpha >= 0):
             raise ValueError(f"alpha must be a finite number >= 0 (0 keeps the ratio "
                              f"constant), got {alpha!r}")
@@ -229,8 +239,8 @@ class RatioSchedule:
             raise ValueError(
                 f"mean_ratio {target} is not reachable: the {self.shape} schedule from ratio "
                 f"{s0} over {epochs} epochs (period {self.period}) has a mean over "
-                f"{self.mean_over} in ({low:.4g}, {s0}]. Raise mean_ratio, lower ratio, or "
-                f"{fix}")
+                f"{self.mean_over} in ({low:.4g}, {s0}]. Raise mean_ratio, lower {self.name}, "
+                f"or {fix}")
         return brentq(lambda end: self._mean(end, epochs, self.mean_over) - target, tiny, s0,
                       xtol=1e-15, rtol=1e-12)
 
@@ -265,3 +275,64 @@ class RatioSchedule:
     def __repr__(self) -> str:
         return (f"RatioSchedule({self.shape!r}, ratio={self.ratio}, period={self.period}, "
                 f"final_ratio_={self.final_ratio_:.4g}, epochs={self.epochs})")
+
+
+class EpochRatio:
+    """A method's ratio read once per epoch: a constant, or a :class:`RatioSchedule` with one
+    value per epoch (R = 1).
+
+    The options are those of the renewing samplers (``schedule``, ``final_ratio``, ``alpha``,
+    ``gamma``, ``mean_ratio``, ``mean_over``, ``step_size``) and are checked by
+    :class:`RatioSchedule`; with R = 1 the means over renewals and over epochs coincide. The
+    constant schedule without options returns ``ratio`` unchanged, whatever its range (e.g.
+    InfoBatch's prune ratio 0), so a method keeps its own check of the constant value.
+
+    Args:
+        ratio: S_0, the value at epoch 0 (in (0, 1] when a decaying schedule is given).
+        schedule: ``constant`` (default), ``exponential``, ``linear``, ``cosine`` or ``step``.
+        final_ratio, alpha, gamma, mean_ratio, mean_over, step_size: see
+            :class:`RatioSchedule`. Defaults ``None`` (``mean_over``: ``"renewals"``).
+        name: what the method calls the ratio, for error messages. Default ``"ratio"``.
+
+    Call :meth:`resolve` with the number of epochs the schedule spans, then :meth:`at`.
+    """
+
+    def __init__(self, ratio: float, schedule: str = "constant", *,
+                 final_ratio: float | None = None, alpha: float | None = None,
+                 gamma: float | None = None, mean_ratio: float | None = None,
+                 mean_over: str = "renewals", step_size: int | None = None,
+                 name: str = "ratio") -> None:
+        self.ratio, self.name = ratio, name
+        options = (final_ratio, alpha, gamma, mean_ratio, step_size)
+        self.schedule: RatioSchedule | None = None
+        if schedule != "constant" or any(v is not None for v in options) \
+                or mean_over != "renewals":
+            self.schedule = RatioSchedule(schedule, ratio, final_ratio=final_ratio,
+                                          alpha=alpha, gamma=gamma, mean_ratio=mean_ratio,
+                                          mean_over=mean_over, period=1, step_size=step_size,
+                                          name=name)
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the value changes over the run (a schedule other than a bare constant)."""
+        return self.schedule is not None
+
+    def resolve(self, epochs: int) -> EpochRatio:
+        """Fix the number of epochs the schedule spans (see :meth:`RatioSchedule.resolve`).
+        Returns self."""
+        if self.schedule is not None:
+            if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+                raise ValueError(f"a {self.name} schedule needs the number of epochs it spans "
+                                 f"(an integer >= 1), got {epochs!r}")
+            self.schedule.resolve(epochs)
+        return self
+
+    def at(self, epoch: int) -> float:
+        """The value in force at 0-based ``epoch``; epochs past the span keep the last value."""
+        if self.schedule is None:
+            return self.ratio
+        last = self.schedule._require_resolved() - 1
+        return self.schedule.ratio_at(min(max(epoch, 0), last))
+
+    def __repr__(self) -> str:
+        return f"EpochRatio({self.name}={self.ratio}, schedule={self.schedule!r})"

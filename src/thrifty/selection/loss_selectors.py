@@ -26,7 +26,7 @@ generator ``ctx.generator``), so a seeded generator gives the same draws.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Real
 
 import torch
@@ -256,6 +256,10 @@ class LossSelector:
 
     A hyper-parameter that the chosen kind does not use is refused (``ValueError``), so a
     typo such as ``selector=top-q, k=8`` does not pass silently.
+
+    :attr:`share` is the share of the losses kept (``k`` as a share, ``1 - q`` for top-q) and
+    :meth:`with_share` gives the same selector keeping another share: the handle a ratio
+    schedule turns (``AssistSelector(schedule=...)``).
     """
 
     kind: str = "all"
@@ -283,6 +287,38 @@ class LossSelector:
                 continue
             value = self._DEFAULTS[name] if value is None else value
             object.__setattr__(self, name, self._CHECKS[name](value))
+
+    @property
+    def share(self) -> float | None:
+        """The share of the given losses this selector keeps: ``k`` when it is a share in
+        (0, 1) (top-k, weighted, q-split), ``1 - q`` for top-q (about that share is at or
+        above the q-quantile); ``None`` for ``"all"`` and for ``k`` given as a count."""
+        if self.kind == "top-q":
+            return 1.0 - self.q
+        if "k" in self._USES[self.kind] and isinstance(self.k, float):
+            return self.k
+        return None
+
+    def with_share(self, share: float) -> LossSelector:
+        """The same selector keeping ``share`` of the losses: ``k = share`` (top-k, weighted,
+        q-split) or ``q = 1 - share`` (top-q).
+
+        Args:
+            share: the kept share, in (0, 1).
+
+        Raises:
+            ValueError: for a selector without a share (``"all"``, or ``k`` given as a
+                count) and for a share outside (0, 1).
+        """
+        if self.share is None:
+            raise ValueError(f"selector {self.kind!r} has no share to change: "
+                             + ("it keeps every sample" if self.kind == "all" else
+                                f"k = {self.k} is a count; give k as a share in (0, 1)"))
+        if isinstance(share, bool) or not isinstance(share, Real) or not 0 < share < 1:
+            raise ValueError(f"the kept share must be in (0, 1), got {share!r}")
+        if self.kind == "top-q":
+            return replace(self, q=1.0 - float(share))
+        return replace(self, k=float(share))
 
     def __call__(self, losses: torch.Tensor, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
