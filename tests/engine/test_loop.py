@@ -251,3 +251,12 @@ def test_forward_batch_size_does_not_change_plain_training(tiny_config, digits):
     cfg = tiny_config(epochs=1, batch_size=32, forward_batch_size=128)
     result = Trainer(cfg, train=digits[0], test=digits[1], log=lambda s: None).fit()
     assert result["epochs"][0]["optimizer_steps"] == math.ceil(len(digits[0]) / 32)
+
+
+def test_train_stats_never_with_minus_one(tiny_config, digits):
+    # the snapshot embedder's warm-up copy needs no pass over the training set at its end
+    result = Trainer(tiny_config(epochs=1, train_stats_every=-1), train=digits[0],
+                     test=digits[1], log=lambda s: None).fit()
+    assert result["epochs"][-1]["train_loss_stats"] == {}
+    with pytest.raises(ValueError, match="train_stats_every"):
+        tiny_config(train_stats_every=-2)

@@ -111,8 +111,8 @@ def _fit(cfg, labels, selector, sampler=None):
 
 
 def _col(result, key):
-    return [e["method"][key] if key.startswith(("selector_", "overflow", "end_of_epoch")) else e[key]
-            for e in result["epochs"]]
+    in_method = key.startswith(("selector_", "overflow", "end_of_epoch"))
+    return [e["method"][key] if in_method else e[key] for e in result["epochs"]]
 
 
 # ---------------------------------------------------------------------- the filter

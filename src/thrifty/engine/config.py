@@ -61,7 +61,7 @@ class RunConfig:
     method: list[str] = _f([], "data-reduction method(s) by name; see `thrifty methods`")
     method_args: dict[str, Any] = _f({}, "method hyper-parameters, KEY=VALUE or METHOD.KEY=VALUE")
     train_stats_every: int = _f(0, "compute train-set loss statistics every k epochs "
-                                   "(0: final epoch only)")
+                                   "(0: final epoch only; -1: never, e.g. a warm-up copy)")
     checkpoint_every: int = _f(1, "save a checkpoint every k epochs (0: only on interrupt "
                                   "and at the end)")
     out_dir: str = _f("runs", "folder for run folders (result.json, checkpoint.pt)")
@@ -84,7 +84,7 @@ class RunConfig:
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (self.amp in ("off", "auto", "bf16", "fp16"),
              f"amp must be off, auto, bf16 or fp16, got {self.amp!r}"),
-            (self.train_stats_every >= 0, "train_stats_every must be >= 0"),
+            (self.train_stats_every >= -1, "train_stats_every must be >= 0, or -1 for never"),
             (self.track in ("none", "tensorboard", "mlflow"),
              f"track must be none, tensorboard or mlflow, got {self.track!r}"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),

@@ -361,7 +361,7 @@ class Trainer:
             stats.test_loss = loss_statistics(losses, correct)
             stats.test_accuracy = stats.test_loss["accuracy"]
             k = self.config.train_stats_every
-            if final or (k > 0 and (stats.epoch + 1) % k == 0):
+            if (final and k >= 0) or (k > 0 and (stats.epoch + 1) % k == 0):
                 tr_losses, tr_correct = self._dataset_losses(self.train_data)
                 stats.train_loss_stats = loss_statistics(tr_losses, tr_correct)
                 stats.loss_ratios = loss_ratios(stats.test_loss, stats.train_loss_stats)

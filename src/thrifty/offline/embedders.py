@@ -536,7 +536,7 @@ class SnapshotEmbedder(Embedder):
         with tempfile.TemporaryDirectory(prefix="thrifty-snapshot-") as tmp:
             cfg = dataclasses.replace(
                 config, epochs=self.warmup_epochs, method=[], method_args={},
-                checkpoint_every=0, train_stats_every=0, out_dir=tmp, run_name="snapshot",
+                checkpoint_every=0, train_stats_every=-1, out_dir=tmp, run_name="snapshot",
                 train_limit=None, test_limit=min(config.test_limit or WARMUP_TEST_LIMIT,
                                                  WARMUP_TEST_LIMIT),
                 device=str(device), progress=self._progress(trainer))
