@@ -92,8 +92,9 @@ class SelectiveBackprop(LossHistorySelector):
 
     Decisions:
         * CDF_R(loss) is the share of the history at or below the loss, with the batch's own
-          losses appended first: the highest loss of a batch gets probability 1, so every
-          batch contributes at least one sample; the others are independent draws.
+          losses appended first. Only a loss that is the highest of the whole window (up to
+          R losses, earlier batches included) gets probability 1, so a batch may contribute
+          no sample; every sample is an independent draw.
         * In stale epochs the stored losses enter the history like fresh ones.
         * A NaN stored loss (a sample never seen) is always trained and never enters the
           history.
