@@ -56,3 +56,13 @@ def test_report_renders_in_headless_chromium(bench_dir, tmp_path):
                     f"--screenshot={shot}", "--window-size=1280,2400",
                     html_path.as_uri()], check=True, capture_output=True, timeout=120)
     assert shot.stat().st_size > 20_000  # a rendered page with plots, not a blank one
+
+
+def test_report_leaves_out_runs_still_running(bench_dir, tmp_path):
+    copy = tmp_path / "bench"
+    shutil.copytree(bench_dir, copy)
+    running = copy / "runs" / "sb-s0"
+    running.mkdir()
+    (running / "result.json").write_text(json.dumps({"status": "running", "epochs": []}))
+    md = write_report(copy, tmp_path / "r")["markdown"].read_text()
+    assert "sb-s0" not in md and "rpc alpha=0.5" in md

@@ -145,8 +145,9 @@ def write_report(path: str | Path, out: str | Path | None = None) -> dict[str, P
     out = Path(out) if out else path
     out.mkdir(parents=True, exist_ok=True)
     data = load_results_dir(path)
-    results = data["results"]
-    if not any(_finished(v) for v in results.values()):
+    # a benchmark still running: configurations without a finished run are left out
+    results = {k: v for k, v in data["results"].items() if _finished(v)}
+    if not results:
         raise ValueError(f"no finished run in {path}/runs: nothing to report yet")
     rows = compute_rows(results, data["calibration"], data["baseline_of"])
     plots = {"accuracy_vs_time.png": plot_accuracy_vs_time(results),
