@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -78,3 +79,31 @@ def check_embeddings(embeddings: torch.Tensor, n: int | None = None) -> torch.Te
                          "another embedder (e.g. embedder=pixels); a diverged warm-up snapshot "
                          "needs a lower --lr")
     return emb
+
+
+def check_class_labels(labels: Any, who: str, way_out: str) -> torch.Tensor:
+    """Labels of a per-class method as a CPU long tensor: one class per sample, none
+    negative, not empty.
+
+    Raises ``ValueError`` for an empty, multi-label (``(N, C)``, ``C > 1``) or unlabeled
+    (label < 0) set; the message names ``who`` needs the classes and ``way_out``.
+
+    Args:
+        labels: class of every sample, ``(N,)`` (or ``(N, 1)``).
+        who: the method, e.g. ``"IDS per class"``.
+        way_out: what to use instead, e.g. ``"use per_class=False"``.
+    """
+    labels = torch.as_tensor(labels)
+    if labels.dim() > 1 and labels[0].numel() > 1:
+        raise ValueError(f"multi-label data (labels of shape {tuple(labels.shape)}, several "
+                         f"per sample): {who} needs one class per sample; {way_out}")
+    labels = labels.flatten().long().cpu()
+    if len(labels) == 0:
+        raise ValueError("cannot reduce an empty dataset")
+    negative = labels < 0
+    if negative.any():
+        first = int(torch.nonzero(negative)[0])
+        raise ValueError(f"{int(negative.sum())} sample(s) are unlabeled (label < 0, first: "
+                         f"sample {first}); {who} needs a class for every sample: drop them, "
+                         f"or {way_out}")
+    return labels

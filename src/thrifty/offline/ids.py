@@ -46,6 +46,7 @@ from thrifty.methods import register_method
 from thrifty.offline.base import EmbeddingReducer, num_classes_of
 from thrifty.offline.common import (
     check_alpha,
+    check_class_labels,
     check_embeddings,
     check_mode,
     keep_count,
@@ -72,21 +73,9 @@ def check_labels(labels: Any, num_classes: int | None = None) -> torch.Tensor:
     if labels is None:
         raise ValueError("IDS per class needs the labels of every sample; for unlabeled or "
                          "multi-label data use per_class=False (one prototype for the dataset)")
-    labels = torch.as_tensor(labels)
-    if labels.dim() > 1 and labels[0].numel() > 1:
-        raise ValueError(f"multi-label data (labels of shape {tuple(labels.shape)}, several "
-                         "per sample): IDS per class needs one class per sample; use "
-                         "per_class=False (single-prototype mode; `thrifty reduce "
-                         "--single-prototype`)")
-    labels = labels.flatten().long().cpu()
-    if len(labels) == 0:
-        raise ValueError("cannot reduce an empty dataset")
-    negative = labels < 0
-    if negative.any():
-        first = int(torch.nonzero(negative)[0])
-        raise ValueError(f"{int(negative.sum())} sample(s) are unlabeled (label < 0, first: "
-                         f"sample {first}); IDS per class needs a class for every sample: drop "
-                         "them or use per_class=False")
+    labels = check_class_labels(labels, "IDS per class",
+                                "use per_class=False (single-prototype mode; `thrifty "
+                                "reduce --single-prototype`)")
     if num_classes is not None:
         if int(labels.max()) >= num_classes:
             raise ValueError(f"label {int(labels.max())} is not below num_classes="

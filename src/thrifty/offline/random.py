@@ -17,7 +17,7 @@ import torch
 
 from thrifty.engine.interfaces import Reducer
 from thrifty.methods import register_method
-from thrifty.offline.common import check_alpha, keep_count
+from thrifty.offline.common import check_alpha, check_class_labels, keep_count
 
 
 def _check_class_labels(labels: Any) -> torch.Tensor:
@@ -29,21 +29,8 @@ def _check_class_labels(labels: Any) -> torch.Tensor:
     Args:
         labels: class of every sample, ``(N,)`` (or ``(N, 1)``).
     """
-    labels = torch.as_tensor(labels)
-    if labels.dim() > 1 and labels[0].numel() > 1:
-        raise ValueError(f"multi-label data (labels of shape {tuple(labels.shape)}): RPC draws "
-                         "per class and needs one class per sample; use rpd (random per "
-                         "dataset, classes ignored)")
-    labels = labels.flatten().long().cpu()
-    if len(labels) == 0:
-        raise ValueError("cannot reduce an empty dataset")
-    negative = labels < 0
-    if negative.any():
-        first = int(torch.nonzero(negative)[0])
-        raise ValueError(f"{int(negative.sum())} sample(s) are unlabeled (label < 0, first: "
-                         f"sample {first}); RPC draws per class and needs a class for every "
-                         "sample: drop them, or use rpd (random per dataset, classes ignored)")
-    return labels
+    return check_class_labels(labels, "RPC (a draw per class)",
+                              "use rpd (random per dataset, classes ignored)")
 
 
 def random_per_class(labels: torch.Tensor, alpha: float, seed: int = 0) -> torch.Tensor:
