@@ -541,25 +541,22 @@ class Trainer:
         if stats is None:
             stats = EpochStats(epoch)
         self._stats = stats
+        # one energy window for the epoch, from before the sampler (which may run a
+        # selection forward pass: loss-adaptive, ASSIST epochwise) to the last step
+        energy0 = self.energy_meter.read() if self.energy_meter else 0.0
         if order is None:
             self.sampler.set_epoch(epoch)
-            # the sampler may run a selection forward pass here (loss-adaptive, ASSIST
-            # epochwise): its time and its energy belong to the epoch
-            e_sel = self.energy_meter.read() if self.energy_meter else 0.0
             t0 = time.perf_counter()
             fwd0 = stats.time["selection_forward"]
             self.sampler.begin_epoch(self.ctx)
             order = torch.as_tensor(list(iter(self.sampler)), dtype=torch.long)
             stats.time["selection_logic"] += (time.perf_counter() - t0
                                               - (stats.time["selection_forward"] - fwd0))
-            if self.energy_meter:
-                stats.energy_j += self.energy_meter.read() - e_sel
             position = 0
             if len(order) == 0:
                 raise SelectionError(f"sampler {self.sampler.name!r} selected no samples for "
                                      f"epoch {epoch + 1}; check its ratio")
         position = position or 0
-        energy0 = self.energy_meter.read() if self.energy_meter else 0.0
         # forward ("raw") batches may be larger than training batches when a selector packs
         bs = cfg.batch_size if self.selector.identity else (cfg.forward_batch_size
                                                             or cfg.batch_size)
