@@ -49,6 +49,10 @@ class RunConfig:
     momentum: float = _f(0.9, "SGD momentum")
     nesterov: bool = _f(True, "SGD Nesterov momentum")
     weight_decay: float = _f(5e-4, "weight decay")
+    label_smoothing: float = _f(0.0, "label smoothing of the training loss, in [0, 1) "
+                                "(CAPER trains with it; 0: plain cross-entropy)")
+    masks: str | None = _f(None, "path of a pruning-mask file (from `thrifty prune`) applied to "
+                           "the model before training; masked weights stay zero (retraining)")
     schedule: str = _f("cosine", "per-epoch LR schedule: constant, step, multistep, cosine, "
                                  "exponential")
     step_size: int = _f(30, "epochs between decays of the step schedule")
@@ -82,6 +86,8 @@ class RunConfig:
             (self.forward_batch_size is None or self.forward_batch_size >= 1,
              "forward_batch_size must be at least 1"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (0.0 <= self.label_smoothing < 1.0,
+             f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.amp in ("off", "auto", "bf16", "fp16"),
              f"amp must be off, auto, bf16 or fp16, got {self.amp!r}"),
             (self.train_stats_every >= -1, "train_stats_every must be >= 0, or -1 for never"),

@@ -39,6 +39,9 @@ class TrainContext:
             indices, counted as selection work and stored in the record.
         num_classes: number of classes of the dataset.
         labels: labels of the full training set (CPU long tensor).
+        trainer: the :class:`~thrifty.engine.loop.Trainer` running the method (its
+            ``model``, ``device``, ``train_data``, ``config``), for methods that need more
+            than ``score`` (CAPER's feature capture); ``None`` outside the engine.
     """
 
     epoch: int
@@ -51,6 +54,7 @@ class TrainContext:
     num_classes: int
     labels: torch.Tensor
     info: dict[str, Any] = field(default_factory=dict)
+    trainer: Any = None
 
 
 class StatefulMixin:
@@ -136,6 +140,17 @@ class EpochSampler(Sampler[int], StatefulMixin):
 
     def loss_weights(self, idx: torch.Tensor) -> torch.Tensor | None:
         """Per-sample loss weights for a training batch, or ``None`` for uniform."""
+        return None
+
+    relabels = False  # True when train_targets may return targets
+
+    def train_targets(self, idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Training targets for a batch instead of its labels ``y``, or ``None`` to keep them.
+
+        Either class indices (a long tensor like ``y``: LILAC's pseudo-label) or class
+        probabilities of shape ``(len(idx), num_classes)`` (LILAC's adaptive compensation).
+        The record still scores correctness against the true labels.
+        """
         return None
 
 

@@ -172,6 +172,10 @@ class Trainer:
             input_shape = tuple(train[0][0].shape) if not isinstance(train, TensorData) \
                 else train.input_shape
             model = create_model(cfg.model, self.num_classes, input_shape, weights=cfg.weights)
+        if cfg.masks:  # retraining a pruned model: masked weights stay zero
+            from thrifty.pruning.masks import apply_masks, load_masks
+
+            apply_masks(model, load_masks(cfg.masks))
         self.model = model.to(self.device)
         self.optimizer = build_optimizer(self.model, cfg.optimizer, cfg.lr, cfg.momentum,
                                          cfg.nesterov, cfg.weight_decay)
@@ -196,7 +200,8 @@ class Trainer:
         self.ctx = TrainContext(epoch=0, epochs=cfg.epochs, record=self.record,
                                 batch_size=cfg.batch_size, seed=cfg.seed,
                                 generator=self.method_generator, score=self.score,
-                                num_classes=self.num_classes, labels=self.labels)
+                                num_classes=self.num_classes, labels=self.labels,
+                                trainer=self)
         self.timer = PhaseTimer(self.device)
         self.energy_meter = make_energy_meter(cfg.energy, self.device)
         self.history: list[dict[str, Any]] = []
@@ -298,7 +303,11 @@ class Trainer:
         with self.timer(stats, "train_step"):
             with self._autocast():
                 logits = self.model(batch.x)
-            losses = F.cross_entropy(logits.float(), batch.y, reduction="none")
+            targets = self.sampler.train_targets(batch.idx, batch.y) \
+                if self.sampler.relabels else None
+            losses = F.cross_entropy(logits.float(), batch.y if targets is None
+                                     else targets.to(logits.device), reduction="none",
+                                     label_smoothing=self.config.label_smoothing)
             weights = self.sampler.loss_weights(batch.idx) if self.sampler.weighted else None
             loss = (losses * weights.to(losses.device)).mean() if weights is not None \
                 else losses.mean()
