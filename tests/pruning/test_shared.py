@@ -4,9 +4,17 @@ import pytest
 import torch
 from torch import nn
 
-from thrifty.pruning import (apply_masks, balanced_subset, collect_activations,
-                             filter_sensitivity, load_masks, protected_filters, pruned_share,
-                             remove_masks, save_masks)
+from thrifty.pruning import (
+    apply_masks,
+    balanced_subset,
+    collect_activations,
+    filter_sensitivity,
+    load_masks,
+    protected_filters,
+    pruned_share,
+    remove_masks,
+    save_masks,
+)
 
 
 def small_cnn():
