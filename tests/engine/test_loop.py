@@ -260,3 +260,71 @@ def test_train_stats_never_with_minus_one(tiny_config, digits):
     assert result["epochs"][-1]["train_loss_stats"] == {}
     with pytest.raises(ValueError, match="train_stats_every"):
         tiny_config(train_stats_every=-2)
+
+
+def test_sampler_targets_replace_the_labels_in_the_loss(tiny_config, digits):
+    class Relabel(EpochSampler):
+        relabels = True
+
+        def __init__(self, soft):
+            super().__init__()
+            self.soft = soft
+
+        def train_targets(self, idx, y):
+            if self.soft:  # probabilities: all mass on class 0
+                return torch.nn.functional.one_hot(torch.zeros_like(y), 10).float()
+            return torch.zeros_like(y)  # every sample labelled 0
+
+    for soft in (False, True):
+        cfg = tiny_config(epochs=2, run_name=f"relabel-{soft}")
+        trainer = Trainer(cfg, train=digits[0], test=digits[1], sampler=Relabel(soft),
+                          log=lambda s: None)
+        trainer.fit()
+        preds = trainer.model(digits[1].x).argmax(1)
+        assert (preds == 0).float().mean() > 0.95  # it learnt the replaced targets
+        assert trainer.record.correct.float().mean() < 0.3  # correctness vs the true labels
+
+
+def test_label_smoothing_changes_the_loss_and_is_validated(tiny_config, digits):
+    losses = {}
+    for ls in (0.0, 0.3):
+        cfg = tiny_config(epochs=1, label_smoothing=ls, run_name=f"ls{ls}")
+        result = Trainer(cfg, train=digits[0], test=digits[1], log=lambda s: None).fit()
+        losses[ls] = result["epochs"][0]["train_loss"]
+    assert losses[0.3] > losses[0.0] + 0.1  # smoothed targets cannot reach a small loss
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        tiny_config(label_smoothing=1.0).validate()
+
+
+def test_masks_in_config_keep_pruned_weights_zero_through_resume(tiny_config, digits, tmp_path):
+    from thrifty.pruning import save_masks
+
+    probe = Trainer(tiny_config(epochs=1, run_name="probe"), train=digits[0], test=digits[1],
+                    log=lambda s: None)
+    name, layer = next((n, m) for n, m in probe.model.named_modules()
+                       if isinstance(m, torch.nn.Linear))
+    mask = torch.rand(layer.weight.shape, generator=torch.Generator().manual_seed(0)) > 0.5
+    path = save_masks(tmp_path / "masks.pt", {name: mask})
+    kw = dict(epochs=2, masks=str(path))
+
+    def stop_mid_epoch(trainer):
+        if trainer._stats is not None and trainer._stats.epoch == 1 and \
+                trainer._stats.optimizer_steps == 3:
+            trainer.request_stop()
+
+    cut = Trainer(tiny_config(run_name="cut", **kw), train=digits[0], test=digits[1],
+                  on_batch_end=stop_mid_epoch, log=lambda s: None)
+    with pytest.raises(TrainingInterrupted):
+        cut.fit()
+    resumed = Trainer.resume(cut.run_dir, train=digits[0], test=digits[1], log=lambda s: None)
+    resumed.fit()
+    ref = Trainer(tiny_config(run_name="ref", **kw), train=digits[0], test=digits[1],
+                  log=lambda s: None)
+    ref.fit()
+    for t in (resumed, ref):
+        w = dict(t.model.named_modules())[name].weight
+        assert torch.all(w[~mask] == 0) and torch.all(w[mask] != 0)
+    assert torch.equal(dict(resumed.model.named_modules())[name].weight,
+                       dict(ref.model.named_modules())[name].weight)
+    with pytest.raises(FileNotFoundError, match="mask file not found"):
+        Trainer(tiny_config(masks=str(tmp_path / "none.pt")), train=digits[0], test=digits[1])
