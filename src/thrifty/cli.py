@@ -3,6 +3,7 @@
     thrifty train [--config FILE] [--workload fmnist-cnn] [--method NAME --method-arg K=V] ...
     thrifty train --resume runs/NAME
     thrifty methods
+    thrifty prune --method mint|snacs|magnitude|random --from RUN --out DIR
     thrifty demo
 
 Every :class:`~thrifty.engine.config.RunConfig` field is a ``train`` flag; a config file
@@ -144,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", metavar="DIR", help="benchmark folder (default: bench)")
     bench.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
 
+    add_prune_parser(sub)
+
     demo = sub.add_parser("demo", help="the README's main command: a small `thrifty bench` "
                           "on Fashion-MNIST (baseline vs the strongest available methods), "
                           "with the table and the report")
@@ -151,6 +154,50 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="bench/demo", help="results folder (default: bench/demo)")
     demo.add_argument("--fresh", action="store_true", help="delete earlier demo results first")
     return parser
+
+
+def add_prune_parser(sub) -> None:
+    """The ``prune`` subcommand: single-shot pruning of a trained model (seed 003)."""
+    from thrifty.pruning.command import METHODS
+
+    prune = sub.add_parser(
+        "prune", help="prune a trained model once (MINT, SNACS, or the magnitude/random "
+        "baselines) and write masks to retrain with",
+        description="Read a trained model, score its connections and write OUT/masks.pt, "
+        "OUT/weights.pt and OUT/prune.json, then print a per-layer table and the `thrifty "
+        "train --weights ... --masks ...` command that retrains it once.")
+    prune.add_argument("--method", required=True, choices=list(METHODS),
+                       help="mint, snacs, or the magnitude/random baselines")
+    prune.add_argument("--from", dest="source", required=True, metavar="PATH",
+                       help="a run folder (runs/NAME), its checkpoint.pt, or a weights file "
+                       "(state dict; then give --workload or --model/--dataset)")
+    prune.add_argument("--method-arg", action="append", dest="method_args", type=_parse_kv,
+                       default=[], metavar="KEY=VALUE",
+                       help="a hyper-parameter, e.g. delta=0.6, groups=16, tau=0.5, "
+                       "gamma=0.7, sparsity=0.5, match=DIR/prune.json (repeatable; see "
+                       "docs/methods/mint.md and snacs.md for every option and default)")
+    prune.add_argument("--out", metavar="DIR", help="output folder (default: prune/METHOD)")
+    for flag, kw in (("--workload", {"choices": list(WORKLOADS)}), ("--model", {}),
+                     ("--dataset", {}), ("--data-root", {})):
+        prune.add_argument(flag, default=None, help="as for `thrifty train` (default: the "
+                           "checkpoint's)", **kw)
+    prune.add_argument("--no-eval", action="store_true", help="skip measuring the test "
+                       "accuracy before/after pruning")
+    prune.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    from thrifty.pruning.command import format_table, prune_command
+
+    out = Path(args.out or f"prune/{args.method}")
+    overrides = {k: getattr(args, k) for k in ("workload", "model", "dataset", "data_root")}
+    report, command = prune_command(args.method, args.source, out, dict(args.method_args),
+                                    overrides, evaluate=not args.no_eval,
+                                    progress=not args.no_progress and sys.stderr.isatty())
+    print(format_table(report))
+    print(f"masks: {out / 'masks.pt'}\nreport: {out / 'prune.json'}\nretrain once:\n  "
+          f"{command}")
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -319,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_report(args)
         if args.command == "reduce":
             return _cmd_reduce(args)
+        if args.command == "prune":
+            return _cmd_prune(args)
         return _cmd_demo(args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"thrifty: error: {exc}", file=sys.stderr)

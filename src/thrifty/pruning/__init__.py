@@ -1,16 +1,31 @@
-"""Single-shot pruning after training (MINT, SNACS) and the utilities they share with CAPER."""
+"""Single-shot pruning after training (MINT, SNACS, magnitude/random baselines) and the
+utilities they share with CAPER (seed 003).
+
+Functional forms: :func:`mint_prune`, :func:`snacs_prune`, :func:`baseline_prune` (each
+returns a :class:`PruneResult` with ``masks`` and a ``report``); thin classes :class:`MINT`
+and :class:`SNACS`; estimators :func:`gmi_mst` and :func:`acmi_hash`. The command line is
+``thrifty prune`` (:mod:`thrifty.pruning.command`).
+"""
 
 from thrifty.pruning.activations import balanced_subset, collect_activations, tap
+from thrifty.pruning.baselines import baseline_prune, magnitude_prune, random_prune
+from thrifty.pruning.core import PruneResult
+from thrifty.pruning.estimators import acmi_hash, gmi_mst
+from thrifty.pruning.groups import LayerPair, layer_pairs
 from thrifty.pruning.masks import (
-                                   apply_masks,
-                                   load_masks,
-                                   prunable_layers,
-                                   pruned_share,
-                                   remove_masks,
-                                   save_masks,
+    apply_masks,
+    load_masks,
+    prunable_layers,
+    pruned_share,
+    remove_masks,
+    save_masks,
 )
+from thrifty.pruning.mint import MINT, MintConfig, mint_prune
 from thrifty.pruning.sensitivity import filter_sensitivity, protected_filters
+from thrifty.pruning.snacs import SNACS, SnacsConfig, snacs_prune
 
-__all__ = ["apply_masks", "balanced_subset", "collect_activations", "filter_sensitivity",
-           "load_masks", "protected_filters", "prunable_layers", "pruned_share", "remove_masks",
-           "save_masks", "tap"]
+__all__ = ["MINT", "SNACS", "LayerPair", "MintConfig", "PruneResult", "SnacsConfig",
+           "acmi_hash", "apply_masks", "balanced_subset", "baseline_prune",
+           "collect_activations", "filter_sensitivity", "gmi_mst", "layer_pairs", "load_masks",
+           "magnitude_prune", "mint_prune", "protected_filters", "prunable_layers",
+           "pruned_share", "random_prune", "remove_masks", "save_masks", "snacs_prune", "tap"]

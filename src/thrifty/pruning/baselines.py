@@ -1,0 +1,116 @@
+"""Magnitude and random pruning at a given sparsity: the baselines MINT and SNACS are
+compared with (seed 003, §7).
+
+Both cut filter *connections* (whole kernels ``W[i, j]`` of a conv, single weights of a
+``Linear``), the granularity of MINT/SNACS with one filter per group, in the same layers
+(the children of the layer pairs; the first layer is never pruned). The per-layer shares are
+either one ``sparsity`` for every layer or copied from an earlier pruning report
+(``match``: the ``layers`` of a ``prune.json``), so a baseline prunes exactly as much, layer
+by layer, as the method it is compared with.
+
+Hyper-parameters (defaults): ``sparsity`` (share cut in each layer, in [0, 1]; default
+``None``, then ``match`` is required), ``match`` (a report dict or the path of a
+``prune.json``; default ``None``), ``skip`` (child layers never pruned), ``seed`` (0, random
+only).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from thrifty.pruning.core import PruneResult, check_share, layer_masks, prune_lowest, prune_report
+from thrifty.pruning.groups import LayerPair, PairGroups, group_labels, layer_pairs, out_width
+from thrifty.pruning.masks import prunable_layers
+
+
+def layer_shares(model: nn.Module, sparsity: float | None = None,
+                 match: Mapping[str, Any] | str | Path | None = None,
+                 skip: tuple[str, ...] = ()) -> dict[str, float]:
+    """Share to cut in each child layer: ``sparsity`` everywhere or the shares of ``match``."""
+    children = [p.child for p in layer_pairs(model, skip)]
+    if (sparsity is None) == (match is None):
+        raise ValueError("give exactly one of sparsity (a share in [0, 1]) or match (a "
+                         "prune.json whose per-layer shares to copy)")
+    if sparsity is not None:
+        return {c: check_share("sparsity", sparsity) for c in children}
+    report = match if isinstance(match, Mapping) else _read_report(Path(match))
+    layers = prunable_layers(model)
+    unknown = sorted(set(report["layers"]) - set(layers))
+    if unknown:
+        raise ValueError(f"the report to match prunes {', '.join(unknown)}, which this model "
+                         "does not have: it belongs to another model")
+    return {n: float(v["pruned_share"]) for n, v in report["layers"].items()}
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        path = path / "prune.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no pruning report at {path} (written by `thrifty prune`)")
+    return json.loads(path.read_text())
+
+
+def _single_groups(model: nn.Module, name: str, parent_width: int) -> PairGroups:
+    width = out_width(prunable_layers(model)[name])
+    pair = LayerPair("", name, parent_width, width, last=False)
+    return PairGroups(pair, group_labels(width, width), group_labels(parent_width, parent_width))
+
+
+def _parent_width(model: nn.Module, name: str) -> int:
+    module = prunable_layers(model)[name]
+    return module.in_channels if isinstance(module, nn.Conv2d) else module.in_features
+
+
+def baseline_prune(model: nn.Module, kind: str, sparsity: float | None = None,
+                   match: Mapping[str, Any] | str | Path | None = None,
+                   skip: tuple[str, ...] = (), seed: int = 0) -> PruneResult:
+    """Cut the smallest-|W| (``kind="magnitude"``) or random (``kind="random"``) connections.
+
+    Args:
+        model: the trained network (not changed).
+        kind: ``"magnitude"`` (L1 norm of each kernel) or ``"random"``.
+        sparsity: share cut in every child layer (default ``None``).
+        match: report (or ``prune.json`` path) whose per-layer shares to copy (default
+            ``None``).
+        skip: child layers never pruned (default none).
+        seed: seed of the random scores (default 0).
+    """
+    if kind not in ("magnitude", "random"):
+        raise ValueError(f"unknown baseline {kind!r}; use magnitude or random")
+    started = time.perf_counter()
+    shares = layer_shares(model, sparsity, match, skip)
+    layers = prunable_layers(model)
+    rng = np.random.default_rng(seed)
+    groupings, cut = [], {}
+    for name, share in shares.items():
+        w = layers[name].weight.detach().float().cpu()
+        parents = _parent_width(model, name)
+        if w.dim() == 2 and parents != w.shape[1]:  # keep entries of a linear layer
+            parents = w.shape[1]
+        g = _single_groups(model, name, parents)
+        scores = (w.reshape(w.shape[0], parents, -1).abs().sum(2).double().numpy()
+                  if kind == "magnitude" else rng.random((w.shape[0], parents)))
+        cut[name] = prune_lowest(scores, np.floor(share * scores.size + 1e-9))
+        groupings.append(g)
+    masks = layer_masks(model, groupings, cut)
+    settings = {"sparsity": sparsity, "match": str(match) if match is not None else None,
+                "skip": list(skip), "seed": seed}
+    return PruneResult(masks, prune_report(model, masks, groupings, kind, settings, started))
+
+
+def magnitude_prune(model: nn.Module, **options) -> PruneResult:
+    """Magnitude pruning (see :func:`baseline_prune`)."""
+    return baseline_prune(model, "magnitude", **options)
+
+
+def random_prune(model: nn.Module, **options) -> PruneResult:
+    """Random pruning (see :func:`baseline_prune`)."""
+    return baseline_prune(model, "random", **options)
+

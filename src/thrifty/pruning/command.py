@@ -1,0 +1,255 @@
+"""``thrifty prune``: read a trained model, prune it once, write masks, weights and a report.
+
+    thrifty prune --method mint|snacs|magnitude|random --from RUN_DIR|CHECKPOINT|WEIGHTS \\
+        [--workload NAME] [--method-arg KEY=VALUE ...] --out DIR
+
+writes ``DIR/masks.pt`` (:func:`~thrifty.pruning.masks.save_masks`), ``DIR/weights.pt`` (the
+trained weights, to retrain from) and ``DIR/prune.json`` (per-layer shares, total pruned share
+of the Conv + Linear weights, time, settings, test accuracy before/after pruning), and returns
+the report and the retraining command (``thrifty train ... --weights DIR/weights.pt --masks
+DIR/masks.pt``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from thrifty.pruning.activations import balanced_subset
+from thrifty.pruning.baselines import baseline_prune
+from thrifty.pruning.core import PruneResult
+from thrifty.pruning.masks import apply_masks, save_masks
+from thrifty.pruning.mint import MintConfig, mint_prune
+from thrifty.pruning.snacs import SnacsConfig, snacs_prune
+
+METHODS = ("mint", "snacs", "magnitude", "random")
+#: run options a checkpoint's config contributes (the data and the model it was trained on)
+_FROM_RUN = ("dataset", "data_root", "model", "train_limit", "seed")
+
+
+def read_source(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """``(state dict, run config or None)`` from a run folder, a checkpoint or a weights file.
+
+    Masked weights (``weight_orig`` and ``weight_mask``) are folded into plain ``weight``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"--from {path}: not found; give a run folder (runs/NAME), its "
+                                "checkpoint.pt or a weights file (a saved state dict)")
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path.parent} holds no checkpoint.pt: is it a run folder?")
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    config = data.get("config") if isinstance(data, dict) else None
+    for key in ("model", "state_dict"):
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise ValueError(f"{path} holds no state dict (expected tensors by parameter name)")
+    return fold_masks(data), config
+
+
+def fold_masks(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A plain state dict: ``X.weight = X.weight_orig * X.weight_mask`` for masked layers."""
+    out = {k: v for k, v in state.items() if not k.endswith(("weight_orig", "weight_mask"))}
+    for key in state:
+        if key.endswith("weight_orig"):
+            base = key[: -len("_orig")]
+            out[base] = state[key] * state[base + "_mask"]
+    return out
+
+
+def resolve_config(source_config: Mapping[str, Any] | None, overrides: Mapping[str, Any]):
+    """The run config: the checkpoint's data and model, then the given options.
+
+    Raises:
+        ValueError: a bare weights file and neither ``workload`` nor ``model`` given.
+    """
+    from thrifty.engine import make_config
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if source_config is None and not ({"workload", "model"} & set(given)):
+        raise ValueError("a weights file does not say which model and data it belongs to: "
+                         "add --workload NAME (or --model and --dataset)")
+    base = {k: source_config[k] for k in _FROM_RUN if source_config and k in source_config}
+    if source_config and source_config.get("workload") and "workload" not in given:
+        base["workload"] = source_config["workload"]
+    return make_config({**base, **given})
+
+
+def load_model(cfg, state: Mapping[str, torch.Tensor], num_classes: int,
+               input_shape: tuple[int, ...]) -> nn.Module:
+    """``cfg.model`` with ``state`` loaded strictly (a clear error on any mismatch)."""
+    from thrifty.models import create_model
+
+    model = create_model(cfg.model, num_classes, input_shape)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1:3]
+        raise ValueError(f"the weights do not fit model {cfg.model!r} for {cfg.dataset} "
+                         f"({num_classes} classes): {' '.join(s.strip() for s in first)}. "
+                         "Give the --workload/--model the weights were trained with.") from exc
+    return model.eval()
+
+
+def load_train_test(cfg):
+    """The run's training set (``train_limit`` applied) and test set, without augmentation."""
+    from thrifty.data import TensorData, load_dataset
+
+    train, test = load_dataset(cfg.dataset, cfg.data_root, cfg.download, False, seed=cfg.seed)
+    if isinstance(train, TensorData):
+        train = train.subset(cfg.train_limit, seed=cfg.seed)
+    return train, test
+
+
+def input_shape_of(train) -> tuple[int, ...]:
+    """The shape of one input sample of a dataset."""
+    from thrifty.data import TensorData
+
+    return tuple(train.input_shape if isinstance(train, TensorData) else train[0][0].shape)
+
+
+def sample_inputs(train, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The class-balanced activation subset as tensors (only these samples are loaded)."""
+    from thrifty.data import TensorData, dataset_labels
+
+    labels = dataset_labels(train)
+    idx = balanced_subset(labels, per_class, seed)
+    if isinstance(train, TensorData):
+        return train.x[idx], labels[idx]
+    return torch.stack([train[int(i)][0] for i in idx]), labels[idx]
+
+
+@torch.no_grad()
+def test_accuracy(model: nn.Module, test, batch_size: int = 1024) -> float:
+    """Top-1 accuracy of ``model`` on a dataset (eval mode)."""
+    from thrifty.data import TensorData
+
+    model.eval()
+    if isinstance(test, TensorData):
+        batches = [(test.x[i:i + batch_size], test.y[i:i + batch_size])
+                   for i in range(0, len(test), batch_size)]
+    else:
+        batches = torch.utils.data.DataLoader(test, batch_size=batch_size)
+    correct = total = 0
+    for x, y in batches:
+        correct += int((model(x).argmax(1) == y).sum())
+        total += len(y)
+    return correct / max(1, total)
+
+
+def _options_of(method: str) -> list[str]:
+    if method == "mint":
+        return [f.name for f in dataclasses.fields(MintConfig)]
+    if method == "snacs":
+        return [f.name for f in dataclasses.fields(SnacsConfig)]
+    return [p for p in inspect.signature(baseline_prune).parameters if p not in ("model", "kind")]
+
+
+def run_method(method: str, model: nn.Module, args: Mapping[str, Any],
+               data: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]) -> PruneResult:
+    """Prune ``model`` with ``method`` and hyper-parameters ``args``.
+
+    ``data(per_class, seed)`` gives the activation subset (MINT and SNACS only).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
+    known = _options_of(method)
+    unknown = sorted(set(args) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {method} option(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(known)}")
+    opts = {k: tuple(v) if k == "skip" else v for k, v in args.items()}
+    if method in ("magnitude", "random"):
+        return baseline_prune(model, method, **opts)
+    config = (MintConfig if method == "mint" else SnacsConfig)(**opts).validate()
+    inputs, labels = data(config.per_class, config.seed)
+    prune = mint_prune if method == "mint" else snacs_prune
+    return prune(model, inputs, labels, config)
+
+
+def retrain_command(cfg, out: Path) -> str:
+    """The ``thrifty train`` command that retrains the pruned model once."""
+    where = (f"--workload {cfg.workload}" if cfg.workload
+             else f"--dataset {cfg.dataset} --model {cfg.model}")
+    if cfg.workload and cfg.model != (_preset(cfg.workload).get("model")):
+        where += f" --model {cfg.model}"
+    if cfg.train_limit:
+        where += f" --train-limit {cfg.train_limit}"
+    return (f"thrifty train {where} --weights {out / 'weights.pt'} --masks {out / 'masks.pt'} "
+            f"--run-name {out.name}-retrain")
+
+
+def _preset(workload: str) -> dict[str, Any]:
+    from thrifty.engine.config import WORKLOADS
+
+    return WORKLOADS.get(workload, {})
+
+
+def prune_command(method: str, source: str | Path, out: str | Path,
+                  method_args: Mapping[str, Any] | None = None,
+                  overrides: Mapping[str, Any] | None = None, evaluate: bool = True,
+                  progress: bool = True) -> tuple[dict[str, Any], str]:
+    """Everything ``thrifty prune`` does; returns ``(report, retrain command)``.
+
+    Args:
+        method: ``mint``, ``snacs``, ``magnitude`` or ``random``.
+        source: run folder, checkpoint or weights file.
+        out: output folder.
+        method_args: the method's hyper-parameters (default none: its defaults).
+        overrides: run options (``workload``, ``model``, ``dataset``, ``data_root``) that
+            win over the checkpoint's (default none). The data split and ``train_limit``
+            subset follow the checkpoint's run seed; the method's own seed is a method
+            argument.
+        evaluate: measure test accuracy before and after pruning (default ``True``).
+        progress: progress bars (default ``True``).
+    """
+    from thrifty.engine.checkpoint import write_json
+
+    args = dict(method_args or {})
+    if method in ("mint", "snacs"):
+        args.setdefault("progress", progress)
+    state, source_config = read_source(source)
+    cfg = resolve_config(source_config, overrides or {})
+    train, test = load_train_test(cfg)
+    num_classes = getattr(train, "num_classes", None) or len(train.classes)
+    model = load_model(cfg, state, num_classes, input_shape_of(train))
+    result = run_method(method, model, args, lambda m, s: sample_inputs(train, m, s))
+    out = Path(out)
+    report = {**result.report, "source": str(source), "workload": cfg.workload,
+              "dataset": cfg.dataset, "model": cfg.model}
+    if evaluate:
+        before = test_accuracy(model, test)
+        report["test_accuracy"] = {"unpruned": before,
+                                   "pruned": test_accuracy(apply_masks(model, result.masks),
+                                                           test)}
+    command = retrain_command(cfg, out)
+    report["retrain"] = command
+    save_masks(out / "masks.pt", result.masks,
+               {k: report[k] for k in ("method", "total_pruned_share", "source")})
+    torch.save(state, out / "weights.pt")
+    write_json(out / "prune.json", report)
+    return report, command
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """A per-layer table of the pruned shares, the total, time and accuracies."""
+    rows = [f"{'layer':<16}{'weights':>10}{'groups':>10}{'pruned':>9}"]
+    for name, v in report["layers"].items():
+        groups = "x".join(map(str, v["groups"])) if v.get("groups") else "-"
+        rows.append(f"{name:<16}{v['weights']:>10}{groups:>10}{100 * v['pruned_share']:>8.2f}%")
+    rows.append(f"{report['method']}: {100 * report['total_pruned_share']:.2f}% of all Conv + "
+                f"Linear weights pruned in {report['time_s']:.1f}s")
+    acc = report.get("test_accuracy")
+    if acc:
+        rows.append(f"test accuracy: {100 * acc['unpruned']:.2f}% unpruned, "
+                    f"{100 * acc['pruned']:.2f}% pruned before retraining")
+    return "\n".join(rows)

@@ -1,0 +1,79 @@
+"""`thrifty prune`: run folder / checkpoint / weights in; masks, weights, report out."""
+
+import json
+
+import pytest
+import torch
+
+from thrifty.cli import main
+from thrifty.engine import Trainer
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from thrifty.engine import make_config
+
+    root = tmp_path_factory.mktemp("prune")
+    cfg = make_config({"workload": "digits-mlp", "epochs": 2, "out_dir": str(root / "runs"),
+                       "run_name": "base", "progress": False})
+    Trainer(cfg).fit()
+    return root
+
+
+def test_magnitude_prune_then_retrain_keeps_zeros(trained, tmp_path, capsys):
+    out = tmp_path / "mag"
+    assert main(["prune", "--method", "magnitude", "--from", str(trained / "runs" / "base"),
+                 "--method-arg", "sparsity=0.5", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "classifier" in text and "50.00%" in text and "--masks" in text
+    report = json.loads((out / "prune.json").read_text())
+    assert report["layers"]["classifier"]["pruned_share"] == 0.5
+    assert 0 < report["total_pruned_share"] < 0.5 and "unpruned" in report["test_accuracy"]
+    assert (out / "masks.pt").is_file() and (out / "weights.pt").is_file()
+    retrain = report["retrain"].split()[2:]  # drop "thrifty train"
+    assert main(["train", *retrain, "--epochs", "1", "--out-dir", str(tmp_path / "runs"),
+                 "--no-progress"]) == 0
+    state = torch.load(tmp_path / "runs" / "mag-retrain" / "checkpoint.pt",
+                       weights_only=True)["model"]
+    weight = state["classifier.weight_orig"] * state["classifier.weight_mask"]
+    assert (weight == 0).float().mean() == 0.5
+
+
+def test_mint_and_snacs_from_checkpoint_and_weights(trained, tmp_path, capsys):
+    ckpt = trained / "runs" / "base" / "checkpoint.pt"
+    assert main(["prune", "--method", "mint", "--from", str(ckpt), "--out", str(tmp_path / "m"),
+                 "--method-arg", "per_class=20", "--method-arg", "groups=8",
+                 "--method-arg", "gamma=0.5", "--no-eval"]) == 0
+    report = json.loads((tmp_path / "m" / "prune.json").read_text())
+    assert report["layers"]["classifier"]["groups"] == [10, 8]
+    assert report["settings"]["groups"] == 8 and report["time_s"] > 0
+    weights = tmp_path / "m" / "weights.pt"
+    assert main(["prune", "--method", "snacs", "--from", str(weights), "--workload",
+                 "digits-mlp", "--out", str(tmp_path / "s"), "--method-arg", "per_class=20",
+                 "--method-arg", "svm_step=20", "--method-arg", "tau=0.3"]) == 0
+    report = json.loads((tmp_path / "s" / "prune.json").read_text())
+    assert report["method"] == "snacs" and "theta" in report["settings"]
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--from", "{root}/nothing"], "not found"),
+    (["--from", "{root}/runs"], "no checkpoint.pt"),
+    (["--from", "{root}/runs/base", "--method-arg", "delta=2"], "delta"),
+    (["--from", "{root}/runs/base", "--method-arg", "groups=3"], "do not divide"),
+    (["--from", "{root}/runs/base", "--method-arg", "per_class=1000"], "fewer than the 1000"),
+    (["--from", "{root}/runs/base", "--method-arg", "tau=0.5"], "unknown mint option"),
+    (["--from", "{root}/runs/base", "--model", "cnn"], "do not fit model 'cnn'"),
+])
+def test_clear_errors(trained, tmp_path, capsys, args, message):
+    args = [a.format(root=trained) for a in args]
+    assert main(["prune", "--method", "mint", "--out", str(tmp_path / "x"), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_weights_file_needs_a_workload(trained, tmp_path, capsys):
+    state = torch.load(trained / "runs" / "base" / "checkpoint.pt", weights_only=True)["model"]
+    torch.save(state, tmp_path / "w.pt")
+    assert main(["prune", "--method", "random", "--from", str(tmp_path / "w.pt"),
+                 "--method-arg", "sparsity=0.2", "--out", str(tmp_path / "r")]) == 2
+    assert "add --workload" in capsys.readouterr().err
