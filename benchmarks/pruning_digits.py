@@ -29,7 +29,7 @@ from thrifty.pruning import apply_masks, baseline_prune, mint_prune, save_masks,
 from thrifty.pruning.command import test_accuracy
 
 SETTINGS = ["mint", "mint delta=0.3", "snacs tau=0.5", "snacs tau=0.75",
-            "snacs tau=0.75 protect=0.3", "snacs tau=0.75 phi=one"]
+            "snacs tau=0.65 protect=0.3", "snacs tau=0.75 phi=one"]
 
 
 def parse_setting(text: str) -> tuple[str, dict]:

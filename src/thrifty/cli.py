@@ -174,8 +174,9 @@ def add_prune_parser(sub) -> None:
     prune.add_argument("--method-arg", action="append", dest="method_args", type=_parse_kv,
                        default=[], metavar="KEY=VALUE",
                        help="a hyper-parameter, e.g. delta=0.6, groups=16, tau=0.5, "
-                       "gamma=0.7, sparsity=0.5, match=DIR/prune.json (repeatable; see "
-                       "docs/methods/mint.md and snacs.md for every option and default)")
+                       "gamma=0.7, sparsity=0.5, match=DIR/prune.json, skip=fc2 or "
+                       "skip=[fc1,fc2], gamma=\"{fc1: 0.5, fc2: 0.3}\" (repeatable; values "
+                       "are YAML; see docs/methods/mint.md and snacs.md for every option)")
     prune.add_argument("--out", metavar="DIR", help="output folder (default: prune/METHOD)")
     for flag, kw in (("--workload", {"choices": list(WORKLOADS)}), ("--model", {}),
                      ("--dataset", {}), ("--data-root", {})):
@@ -195,6 +196,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
                                     overrides, evaluate=not args.no_eval,
                                     progress=not args.no_progress and sys.stderr.isatty())
     print(format_table(report))
+    for warning in report.get("warnings", []):
+        print(f"thrifty: warning: {warning}", file=sys.stderr)
     print(f"masks: {out / 'masks.pt'}\nreport: {out / 'prune.json'}\nretrain once:\n  "
           f"{command}")
     return 0
@@ -319,7 +322,24 @@ def _cmd_methods() -> int:
     width = max(map(len, methods)) + 2
     for name, spec in methods.items():
         print(f"{name:<{width}}{spec.place:<10}{spec.summary}")
+    print("\nsingle-shot pruning after training (thrifty prune --method NAME --from RUN "
+          "--out DIR):")
+    for name, summary in PRUNE_METHODS.items():
+        print(f"  {name:<11}{summary}")
     return 0
+
+
+#: one-line summaries of the `thrifty prune` methods, for `thrifty methods`
+PRUNE_METHODS = {
+    "mint": "conditional MI (MST estimator) between filter groups of adjacent layers; cut "
+            "below a quantile delta, at most gamma per layer (docs/methods/mint.md)",
+    "snacs": "hash-estimated MI x phi(weight), per-layer limits from SVM accuracies matched "
+             "to a sparsity tau, optional sensitivity protection (docs/methods/snacs.md)",
+    "magnitude": "baseline: cut the smallest-L1 connections at a sparsity or the shares of a "
+                 "prune.json (match=)",
+    "random": "baseline: cut random connections at a sparsity or the shares of a prune.json "
+              "(match=)",
+}
 
 
 # The demo compares the baseline with these runs, in this order of preference; those whose

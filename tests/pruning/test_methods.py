@@ -7,7 +7,6 @@ from torch import nn
 
 from thrifty.pruning import apply_masks, filter_sensitivity, pruned_share
 from thrifty.pruning.baselines import baseline_prune
-from thrifty.pruning.limits import gammas_at
 from thrifty.pruning.mint import MINT, delta_cutoff, mint_prune, threshold_with_cap
 from thrifty.pruning.snacs import SNACS, phi_matrix, snacs_prune
 
@@ -80,18 +79,7 @@ def test_snacs_with_given_gamma_keeps_true_connections_and_protects(known):
     assert protected.masks["1"][1 - top].sum() == 0  # half the layer = the other row
     assert protected.masks["3"].all()  # gamma 0: untouched
 
-def test_snacs_gammas_from_svms_match_tau(known):
-    model, x, y = known
-    result = snacs_prune(model, x, y, per_class=100, tau=0.4, svm_step=10, progress=False)
-    settings = result.report["settings"]
-    gammas = settings["gammas"]
-    assert set(gammas) == {"1", "3"} and all(g in np.round(settings["levels"], 6).tolist()
-                                             or g == 0 for g in gammas.values())
-    levels = np.array(settings["levels"])
-    curves = {k: np.array(v) for k, v in settings["svm_accuracy"].items()}
-    assert gammas == gammas_at(curves, levels, settings["theta"])
-    assert 0 <= settings["theta"] <= 1 and len(curves["1"]) == 10
-    assert result.report["layers"]["1"]["pruned_share"] <= gammas["1"] + 1e-9
+# tau matching on data whose labels depend on the inputs: test_review_fixes.py
 
 
 def test_phi_shrinks_with_the_scaled_weight(known):

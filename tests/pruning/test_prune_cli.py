@@ -77,3 +77,41 @@ def test_weights_file_needs_a_workload(trained, tmp_path, capsys):
     assert main(["prune", "--method", "random", "--from", str(tmp_path / "w.pt"),
                  "--method-arg", "sparsity=0.2", "--out", str(tmp_path / "r")]) == 2
     assert "add --workload" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value,message", [
+    ("fc2", "cannot skip fc2"),  # one name: not split into letters
+    ("2", "cannot skip 2"),  # a number is a name too (no TypeError traceback)
+    ("[classifier, fc9]", "cannot skip fc9"),
+    ("{a: 1}", "is not a layer name; write skip=NAME or skip=[NAME1,NAME2]"),
+])
+def test_skip_takes_one_name_or_a_list(trained, tmp_path, capsys, value, message):
+    assert main(["prune", "--method", "mint", "--from", str(trained / "runs" / "base"),
+                 "--out", str(tmp_path / "x"), "--method-arg", f"skip={value}",
+                 "--no-eval"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_skip_and_per_layer_values_from_the_command_line(trained, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["prune", "--method", "random", "--from", str(trained / "runs" / "base"),
+                 "--method-arg", "sparsity=0.5", "--method-arg", "skip=classifier",
+                 "--out", str(out), "--no-eval"]) == 0
+    report = json.loads((out / "prune.json").read_text())
+    assert report["layers"] == {} and report["settings"]["skip"] == ["classifier"]
+    for arg, message in (("gamma=classifier:0.5", "gamma=NUMBER or gamma={LAYER: NUMBER"),
+                         ("groups=2.5", "groups must be an integer"),
+                         ("per_class=many", "per_class must be an integer")):
+        method = "mint" if arg.startswith(("groups", "per_class")) else "snacs"
+        assert main(["prune", "--method", method, "--from", str(trained / "runs" / "base"),
+                     "--out", str(tmp_path / "y"), "--method-arg", arg, "--no-eval"]) == 2
+        assert message in capsys.readouterr().err
+    capsys.readouterr()
+
+
+def test_methods_lists_the_pruning_methods(capsys):
+    assert main(["methods"]) == 0
+    text = capsys.readouterr().out
+    assert "thrifty prune --method NAME" in text
+    for name in ("mint", "snacs", "magnitude", "random"):
+        assert any(line.strip().startswith(name) for line in text.splitlines())

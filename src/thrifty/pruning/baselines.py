@@ -1,17 +1,19 @@
 """Magnitude and random pruning at a given sparsity: the baselines MINT and SNACS are
 compared with (seed 003, §7).
 
-Both cut filter *connections* (whole kernels ``W[i, j]`` of a conv, single weights of a
+Both cut filter *connections* (whole kernels ``W[i, j]`` of a conv, the column block of
+one parent channel for a ``Linear`` after a conv and a flatten, single weights of a plain
 ``Linear``), the granularity of MINT/SNACS with one filter per group, in the same layers
-(the children of the layer pairs; the first layer is never pruned). The per-layer shares are
-either one ``sparsity`` for every layer or copied from an earlier pruning report
-(``match``: the ``layers`` of a ``prune.json``), so a baseline prunes exactly as much, layer
-by layer, as the method it is compared with.
+(the children of the layer pairs; the first layer is never pruned). Magnitude scores a
+connection by the L1 norm of its weights; ties are broken in a random order from ``seed``.
+The per-layer shares are either one ``sparsity`` for every layer or copied from an earlier
+pruning report (``match``: the ``layers`` of a ``prune.json``), so a baseline prunes exactly
+as much, layer by layer, as the method it is compared with.
 
 Hyper-parameters (defaults): ``sparsity`` (share cut in each layer, in [0, 1]; default
 ``None``, then ``match`` is required), ``match`` (a report dict or the path of a
-``prune.json``; default ``None``), ``skip`` (child layers never pruned), ``seed`` (0, random
-only).
+``prune.json``; default ``None``), ``skip`` (child layers never pruned, also under
+``match``), ``seed`` (0: random scores, magnitude ties).
 """
 
 from __future__ import annotations
@@ -25,16 +27,25 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from thrifty.pruning.core import PruneResult, check_share, layer_masks, prune_lowest, prune_report
+from thrifty.pruning.core import (
+    PruneResult,
+    check_share,
+    layer_masks,
+    prune_lowest,
+    prune_report,
+    tie_rng,
+)
 from thrifty.pruning.groups import LayerPair, PairGroups, group_labels, layer_pairs, out_width
 from thrifty.pruning.masks import prunable_layers
 
 
 def layer_shares(model: nn.Module, sparsity: float | None = None,
                  match: Mapping[str, Any] | str | Path | None = None,
-                 skip: tuple[str, ...] = ()) -> dict[str, float]:
-    """Share to cut in each child layer: ``sparsity`` everywhere or the shares of ``match``."""
-    children = [p.child for p in layer_pairs(model, skip)]
+                 skip: tuple[str, ...] | str = ()) -> dict[str, float]:
+    """Share to cut in each child layer: ``sparsity`` everywhere or the shares of ``match``
+    (layers in ``skip`` left out either way)."""
+    skipped = {skip} if isinstance(skip, str) else set(skip)
+    children = [p.child for p in layer_pairs(model, skipped)]  # also checks the skip names
     if (sparsity is None) == (match is None):
         raise ValueError("give exactly one of sparsity (a share in [0, 1]) or match (a "
                          "prune.json whose per-layer shares to copy)")
@@ -46,7 +57,8 @@ def layer_shares(model: nn.Module, sparsity: float | None = None,
     if unknown:
         raise ValueError(f"the report to match prunes {', '.join(unknown)}, which this model "
                          "does not have: it belongs to another model")
-    return {n: float(v["pruned_share"]) for n, v in report["layers"].items()}
+    return {n: float(v["pruned_share"]) for n, v in report["layers"].items()
+            if n not in skipped}
 
 
 def _read_report(path: Path) -> dict[str, Any]:
@@ -63,9 +75,15 @@ def _single_groups(model: nn.Module, name: str, parent_width: int) -> PairGroups
     return PairGroups(pair, group_labels(width, width), group_labels(parent_width, parent_width))
 
 
-def _parent_width(model: nn.Module, name: str) -> int:
-    module = prunable_layers(model)[name]
-    return module.in_channels if isinstance(module, nn.Conv2d) else module.in_features
+def parent_widths(model: nn.Module) -> dict[str, int]:
+    """Per prunable layer, the number of input units MINT/SNACS cut it by: the parent's
+    filters for a child of a layer pair (a ``Linear`` after a conv and a flatten: the conv's
+    channels, one column block each), else its input channels or features."""
+    widths = {n: m.in_channels if isinstance(m, nn.Conv2d) else m.in_features
+              for n, m in prunable_layers(model).items()}
+    widths.update({p.child: p.parent_width
+                   for p in layer_pairs(model, cross_residual=True)})
+    return widths
 
 
 def baseline_prune(model: nn.Module, kind: str, sparsity: float | None = None,
@@ -87,21 +105,21 @@ def baseline_prune(model: nn.Module, kind: str, sparsity: float | None = None,
     started = time.perf_counter()
     shares = layer_shares(model, sparsity, match, skip)
     layers = prunable_layers(model)
+    widths = parent_widths(model)
     rng = np.random.default_rng(seed)
     groupings, cut = [], {}
     for name, share in shares.items():
         w = layers[name].weight.detach().float().cpu()
-        parents = _parent_width(model, name)
-        if w.dim() == 2 and parents != w.shape[1]:  # keep entries of a linear layer
-            parents = w.shape[1]
+        parents = widths[name]
         g = _single_groups(model, name, parents)
         scores = (w.reshape(w.shape[0], parents, -1).abs().sum(2).double().numpy()
                   if kind == "magnitude" else rng.random((w.shape[0], parents)))
-        cut[name] = prune_lowest(scores, np.floor(share * scores.size + 1e-9))
+        cut[name] = prune_lowest(scores, np.floor(share * scores.size + 1e-9),
+                                 rng=tie_rng(seed, name) if kind == "magnitude" else None)
         groupings.append(g)
     masks = layer_masks(model, groupings, cut)
     settings = {"sparsity": sparsity, "match": str(match) if match is not None else None,
-                "skip": list(skip), "seed": seed}
+                "skip": [skip] if isinstance(skip, str) else list(skip), "seed": seed}
     return PruneResult(masks, prune_report(model, masks, groupings, kind, settings, started))
 
 

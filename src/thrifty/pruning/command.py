@@ -154,6 +154,68 @@ def _options_of(method: str) -> list[str]:
     return [p for p in inspect.signature(baseline_prune).parameters if p not in ("model", "kind")]
 
 
+#: options holding layer names, or a value per layer
+_LAYER_LISTS = ("skip",)
+_PER_LAYER = {"groups": int, "gamma": float}
+_NUMBERS = {"per_class": int, "seed": int, "repeats": int, "cells": int, "delta": float,
+            "gamma": float, "tau": float, "protect": float, "svm_step": float,
+            "sparsity": float, "groups": int}
+_FLAGS = ("progress", "empty_cells")
+
+
+def _layer_name(option: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{option}: {value!r} is not a layer name; write {option}=NAME or "
+                         f"{option}=[NAME1,NAME2] (module names as in the prune table)")
+    return str(value)
+
+
+def coerce_option(method: str, key: str, value: Any) -> Any:
+    """A method option as the method expects it, from a Python value or a YAML-parsed
+    ``--method-arg`` value.
+
+    ``skip=fc2`` (one layer name, also a number such as ``skip=2`` for a ``Sequential``)
+    becomes ``("fc2",)``; ``skip=[fc1,fc2]`` a tuple of names. ``groups`` and ``gamma`` take
+    one number or ``{layer: number}`` (keys turned into names). Numbers, flags and the
+    other options are checked by type.
+
+    Raises:
+        ValueError: a value of the wrong type, naming the option and the syntax to use.
+    """
+    if key in _LAYER_LISTS:
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        return tuple(_layer_name(key, v) for v in items)
+    if key == "match" and value is not None and not isinstance(value, Mapping):
+        return str(value)
+    if method == "mint" and key == "gamma" and isinstance(value, Mapping):
+        raise ValueError("MINT's gamma is one share for every layer (gamma=0.75); per-layer "
+                         "gammas are a SNACS option")
+    if key in _PER_LAYER and isinstance(value, Mapping):
+        kind = _PER_LAYER[key]
+        return {_layer_name(key, k): _number(f"{key}[{k}]", v, kind) for k, v in value.items()}
+    if key in _PER_LAYER and value is not None and not isinstance(value, (int, float)):
+        raise ValueError(f"{key}: {value!r} is neither a number nor a mapping; write "
+                         f"{key}=NUMBER or {key}={{LAYER: NUMBER, ...}} (YAML), e.g. "
+                         f"{key}=\"{{fc1: {'4' if key == 'groups' else '0.5'}}}\"")
+    if key in _NUMBERS and value is not None:
+        return _number(key, value, _NUMBERS[key])
+    if key in _FLAGS and not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    if key in ("phi", "delta_mode") and not isinstance(value, str):
+        raise ValueError(f"{key} must be a name, got {value!r}")
+    return value
+
+
+def _number(key: str, value: Any, kind: type) -> int | float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and kind is int and float(value) != int(value):
+        ok = False
+    if not ok:
+        raise ValueError(f"{key} must be {'an integer' if kind is int else 'a number'}, "
+                         f"got {value!r}")
+    return kind(value)
+
+
 def run_method(method: str, model: nn.Module, args: Mapping[str, Any],
                data: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]) -> PruneResult:
     """Prune ``model`` with ``method`` and hyper-parameters ``args``.
@@ -167,7 +229,7 @@ def run_method(method: str, model: nn.Module, args: Mapping[str, Any],
     if unknown:
         raise ValueError(f"unknown {method} option(s) {', '.join(unknown)}; known: "
                          f"{', '.join(known)}")
-    opts = {k: tuple(v) if k == "skip" else v for k, v in args.items()}
+    opts = {k: coerce_option(method, k, v) for k, v in args.items()}
     if method in ("magnitude", "random"):
         return baseline_prune(model, method, **opts)
     config = (MintConfig if method == "mint" else SnacsConfig)(**opts).validate()
@@ -241,15 +303,20 @@ def prune_command(method: str, source: str | Path, out: str | Path,
 
 
 def format_table(report: Mapping[str, Any]) -> str:
-    """A per-layer table of the pruned shares, the total, time and accuracies."""
-    rows = [f"{'layer':<16}{'weights':>10}{'groups':>10}{'pruned':>9}"]
+    """A per-layer table (pruned share; ``no-input``: filters left without any input; ``ALL``:
+    the layer is cut 100%), the total, time, accuracies and the report's warnings."""
+    width = max([16, *(len(n) + 2 for n in report["layers"])])
+    rows = [f"{'layer':<{width}}{'weights':>10}{'groups':>10}{'pruned':>9}{'no-input':>10}"]
     for name, v in report["layers"].items():
         groups = "x".join(map(str, v["groups"])) if v.get("groups") else "-"
-        rows.append(f"{name:<16}{v['weights']:>10}{groups:>10}{100 * v['pruned_share']:>8.2f}%")
+        flag = " ALL" if v["pruned_share"] >= 1.0 else ""
+        rows.append(f"{name:<{width}}{v['weights']:>10}{groups:>10}"
+                    f"{100 * v['pruned_share']:>8.2f}%{v.get('inputless_filters', 0):>10}{flag}")
     rows.append(f"{report['method']}: {100 * report['total_pruned_share']:.2f}% of all Conv + "
                 f"Linear weights pruned in {report['time_s']:.1f}s")
     acc = report.get("test_accuracy")
     if acc:
         rows.append(f"test accuracy: {100 * acc['unpruned']:.2f}% unpruned, "
                     f"{100 * acc['pruned']:.2f}% pruned before retraining")
+    rows += [f"warning: {w}" for w in report.get("warnings", [])]
     return "\n".join(rows)

@@ -5,6 +5,7 @@ over (child group, parent group) connections, lowest-score pruning and the pruni
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,7 +63,25 @@ def activation_sample(model: nn.Module, inputs: torch.Tensor, labels: torch.Tens
     device = next(model.parameters()).device
     acts = collect_activations(model, inputs[idx], list(dict.fromkeys(layers)),
                                batch_size=batch_size, device=device)
-    return {k: v.double().numpy() for k, v in acts.items()}, labels[idx].numpy()
+    out = {k: v.double().numpy() for k, v in acts.items()}
+    check_finite(out)
+    return out, labels[idx].numpy()
+
+
+def check_finite(acts: Mapping[str, np.ndarray | torch.Tensor]) -> None:
+    """Refuse NaN/inf activations: every score computed from them would be meaningless.
+
+    Raises:
+        ValueError: naming the first layer with non-finite values and how many.
+    """
+    for name, values in acts.items():
+        values = values.numpy() if isinstance(values, torch.Tensor) else values
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise ValueError(f"layer {name!r} gives {int(bad.sum())} NaN/inf activation "
+                             f"value(s) of {values.size} on the activation subset: the model's "
+                             "weights or the inputs are broken (check the checkpoint, the "
+                             "dataset and its normalisation); nothing was pruned")
 
 
 def score_matrix(scorer: PairScorer, shape: tuple[int, int], skip_rows: np.ndarray | None = None,
@@ -113,21 +132,30 @@ def group_blocks(child_acts: np.ndarray, parent_acts: np.ndarray, groups: PairGr
     return child_acts[:, groups.child == i], parent_acts[:, in_j], parent_acts[:, ~in_j]
 
 
-def prune_lowest(scores: np.ndarray, budget: float, sizes: np.ndarray | None = None
-                 ) -> np.ndarray:
+def tie_rng(seed: int, layer: str) -> np.random.Generator:
+    """The generator that breaks score ties in ``layer`` (same ``seed``, same order)."""
+    return np.random.default_rng([seed % 2**32, zlib.crc32(layer.encode())])
+
+
+def prune_lowest(scores: np.ndarray, budget: float, sizes: np.ndarray | None = None,
+                 rng: np.random.Generator | None = None) -> np.ndarray:
     """Cut the lowest-scoring connections while their total size stays within ``budget``.
 
     Args:
         scores: ``[Gc, Gp]`` scores; ``NaN`` entries are never cut (protected).
         budget: the most weights to cut (in units of ``sizes``).
         sizes: ``[Gc, Gp]`` weights per connection (default: 1 each).
+        rng: breaks ties between equal scores in a random order drawn from it (default
+            ``None``: row-major order, which makes low-index child groups lose every tie).
 
     Returns:
-        Bool ``[Gc, Gp]``, True = cut. Ties are cut in row-major order (deterministic).
+        Bool ``[Gc, Gp]``, True = cut.
     """
     sizes = np.ones_like(scores) if sizes is None else sizes
     flat = scores.ravel()
-    order = np.argsort(np.where(np.isnan(flat), np.inf, flat), kind="stable")
+    first = rng.permutation(flat.size) if rng is not None else np.arange(flat.size)
+    keyed = np.where(np.isnan(flat), np.inf, flat)[first]
+    order = first[np.argsort(keyed, kind="stable")]
     order = order[~np.isnan(flat[order])]
     within = np.cumsum(sizes.ravel()[order]) <= budget + 1e-9
     cut = np.zeros(flat.shape, dtype=bool)
@@ -165,12 +193,32 @@ def prune_report(model: nn.Module, masks: Mapping[str, torch.Tensor],
     extra = extra or {}
     weights = {n: m.weight.numel() for n, m in prunable_layers(model).items()}
     layers = {name: {"pruned_share": float(1 - mask.float().mean()), "weights": weights[name],
-                     "groups": groups.get(name), **extra.get(name, {})}
+                     "groups": groups.get(name), "inputless_filters": inputless(mask),
+                     **extra.get(name, {})}
               for name, mask in masks.items()}
     pruned = sum(int((~m).sum()) for m in masks.values())
     return {"method": method, "layers": layers,
             "total_pruned_share": pruned / max(1, sum(weights.values())),
-            "time_s": time.perf_counter() - started, "settings": dict(settings)}
+            "time_s": time.perf_counter() - started, "settings": dict(settings),
+            "warnings": layer_warnings(layers)}
+
+
+def inputless(mask: torch.Tensor) -> int:
+    """Child filters (rows of a weight mask) that lost every input connection."""
+    return int((~mask.flatten(1).any(1)).sum())
+
+
+def layer_warnings(layers: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Warnings on layers cut entirely and child filters left without inputs."""
+    out = []
+    for name, v in layers.items():
+        if v["pruned_share"] >= 1.0:
+            out.append(f"layer {name} is cut 100%: its output no longer depends on its input "
+                       "(lower the share, gamma or tau, or skip the layer)")
+        elif v.get("inputless_filters"):
+            out.append(f"layer {name}: {v['inputless_filters']} filter(s) lost all their "
+                       "inputs (their output is the bias alone)")
+    return out
 
 
 def check_layer_keys(option: str, value: Any, layers: Iterable[str]) -> None:

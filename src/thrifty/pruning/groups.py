@@ -7,7 +7,16 @@ its input features are a multiple of them. Pruning a pair zeroes connections of 
 *child's* weight ``W[child filters, parent filters, ...]``. The first prunable layer is never
 a child, so it is never pruned; a layer whose input does not match the previous layer's
 output (a shortcut conv of a ResNet, a depthwise conv) starts a new chain and is not a child
-either. Models with branches are only handled as far as this chain rule sees them.
+either.
+
+Residual blocks (torchvision ``BasicBlock``/``Bottleneck``, which the project's ResNets use,
+``InvertedResidual`` with its skip connection, and any module with a ``downsample`` or
+``shortcut`` submodule) are respected by default: a pair is formed only between convs of the
+same block, or from a layer outside every residual block into the first conv of a block.
+The last conv of a block (or its downsample conv) is never the parent of the next block's
+first conv or of the classifier, because those read the residual *sum*, not that conv's
+output; a downsample/shortcut conv is never a child. ``cross_residual=True`` restores the
+plain chain rule. Other branching models are only handled as far as the chain rule sees them.
 
 Groups are built from consecutive filter indices, ``G`` groups of equal size; the last
 layer's child groups are its outputs (one group per class).
@@ -60,25 +69,69 @@ def _reads(child: nn.Module, parent: nn.Module) -> bool:
                                           and child.in_features % width == 0)
 
 
-def layer_pairs(model: nn.Module, skip: Iterable[str] = ()) -> list[LayerPair]:
+_SHORTCUTS = ("downsample", "shortcut")
+
+
+def residual_blocks(model: nn.Module) -> list[str]:
+    """Names of the modules whose output is a residual sum (see the module docstring)."""
+    from torchvision.models.mobilenetv2 import InvertedResidual
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    out = []
+    for name, module in model.named_modules():
+        if name and (isinstance(module, (BasicBlock, Bottleneck))
+                     or (isinstance(module, InvertedResidual)
+                         and getattr(module, "use_res_connect", False))
+                     or any(isinstance(getattr(module, a, None), nn.Module)
+                            for a in _SHORTCUTS)):
+            out.append(name)
+    return out
+
+
+def _block_of(name: str, blocks: list[str]) -> str | None:
+    """The innermost residual block holding layer ``name`` (``None``: outside all)."""
+    inside = [b for b in blocks if name.startswith(b + ".")]
+    return max(inside, key=len) if inside else None
+
+
+def _in_shortcut(name: str, block: str | None) -> bool:
+    rest = name[len(block) + 1:] if block else name
+    return rest.split(".")[0] in _SHORTCUTS
+
+
+def _respects_residuals(parent: str, child: str, blocks: list[str]) -> bool:
+    bp, bc = _block_of(parent, blocks), _block_of(child, blocks)
+    if _in_shortcut(child, bc):
+        return False
+    if bp is not None:  # only inside the same block, from a conv of the main path
+        return bp == bc and not _in_shortcut(parent, bp)
+    return True  # a plain layer into a block's first conv (or a plain layer)
+
+
+def layer_pairs(model: nn.Module, skip: Iterable[str] | str = (),
+                cross_residual: bool = False) -> list[LayerPair]:
     """The adjacent prunable layer pairs of ``model`` in module order.
 
     Args:
         model: the network.
-        skip: child layer names never to prune (default none), e.g. ResNet shortcut convs.
+        skip: child layer names never to prune (default none); one name or several.
+        cross_residual: also pair layers across residual-block boundaries (default
+            ``False``: the child of such a pair reads a residual sum, not the parent).
 
     Returns:
         One :class:`LayerPair` per child layer that reads its predecessor's output.
     """
     layers = list(prunable_layers(model).items())
-    skipped = set(skip)
+    skipped = {skip} if isinstance(skip, str) else set(skip)
+    blocks = [] if cross_residual else residual_blocks(model)
     unknown = skipped - {name for name, _ in layers}
     if unknown:
         raise ValueError(f"cannot skip {', '.join(sorted(unknown))}: not a prunable layer "
                          f"(those are {', '.join(n for n, _ in layers)})")
     pairs = []
     for (pname, parent), (cname, child) in zip(layers[:-1], layers[1:]):
-        if cname not in skipped and _reads(child, parent):
+        if (cname not in skipped and _reads(child, parent)
+                and _respects_residuals(pname, cname, blocks)):
             pairs.append(LayerPair(pname, cname, out_width(parent), out_width(child),
                                    last=cname == layers[-1][0]))
     return pairs

@@ -7,8 +7,10 @@ the activation subset, and measure the accuracy ``alpha_c`` of an RBF-SVM
 activations (ReLU-clamped spatial means) and tested on the *pruned* ones. Then a global
 accuracy threshold ``theta`` gives ``gamma_l(theta)`` = the largest ``c`` with
 ``alpha_c >= theta`` (0 when none), and ``theta`` is chosen so that
-``sum_l beta_l gamma_l`` is closest to the target sparsity ``tau`` (ties: the higher
-``theta``), ``beta_l`` = the layer's share of the pruned layers' weights.
+``sum_l beta_l s_l`` is closest to the target sparsity ``tau`` (ties: the higher
+``theta``), ``beta_l`` = the layer's share of the pruned layers' weights and ``s_l`` the
+share the layer's mask at level ``gamma_l`` actually cuts (less than ``gamma_l`` when
+protected filters or a ``delta`` threshold keep connections).
 
 Decisions (spec §6, ambiguity 7): the SVM is trained and tested on the same samples (the
 activation subset, as the reference code; no split), it is fitted once per layer (the
@@ -97,19 +99,49 @@ def gammas_at(curves: Mapping[str, np.ndarray], levels: np.ndarray, theta: float
             for name, acc in curves.items()}
 
 
+def shares_at(curves: Mapping[str, np.ndarray], levels: np.ndarray, theta: float,
+              reached: Mapping[str, np.ndarray] | None = None) -> dict[str, float]:
+    """The share each layer loses at ``theta``: ``gamma_l(theta)`` itself, or (``reached``:
+    per layer, the share actually cut at each level) the share cut at that level."""
+    if reached is None:
+        return gammas_at(curves, levels, theta)
+    return {name: float(reached[name][np.flatnonzero(acc >= theta).max()])
+            if (acc >= theta).any() else 0.0 for name, acc in curves.items()}
+
+
 def match_sparsity(curves: Mapping[str, np.ndarray], levels: np.ndarray,
-                   betas: Mapping[str, float], tau: float) -> tuple[float, dict[str, float]]:
-    """The ``theta`` (and its gammas) whose ``sum beta_l gamma_l`` is closest to ``tau``.
+                   betas: Mapping[str, float], tau: float,
+                   reached: Mapping[str, np.ndarray] | None = None
+                   ) -> tuple[float, dict[str, float]]:
+    """The ``theta`` (and its gammas) whose ``sum beta_l share_l`` is closest to ``tau``.
+
+    Args:
+        curves: per layer, the SVM accuracy at each level.
+        levels: the compression levels.
+        betas: per layer, its share of the pruned layers' weights.
+        tau: the target sparsity.
+        reached: per layer, the share actually cut at each level (default ``None``: the
+            level itself). Protected filters or a ``delta`` threshold can make a layer lose
+            less than the level asks; matching on ``reached`` makes ``tau`` the sparsity
+            the final masks have (as near as the levels allow).
 
     Raises:
-        ValueError: ``tau`` is more than the largest reachable sparsity (every layer at the
-            highest level).
+        ValueError: ``tau`` is more than the largest sparsity reachable (every layer at the
+            highest level; with ``reached``, what the masks cut there). Pushing the
+            unprotected layers to the highest level instead would wreck them.
     """
     reachable = sum(betas.values()) * float(levels.max())
     if tau > reachable + 1e-9:
         raise ValueError(f"tau={tau} cannot be reached: the highest compression level "
                          f"{levels.max():.2f} gives {reachable:.3f}; lower tau or svm_step")
+    if reached is not None:
+        most = sum(betas[n] * float(np.max(reached[n])) for n in curves)
+        if tau > most + 1e-9:
+            raise ValueError(f"tau={tau} cannot be reached: with the protected filters (or "
+                             f"delta) the masks cut at most {most:.3f} of the pruned layers' "
+                             "weights; lower tau or protect")
     thetas = np.unique(np.concatenate([*curves.values(), [0.0]]))[::-1]
     best = min(thetas, key=lambda t: abs(sum(betas[n] * g for n, g in
-                                             gammas_at(curves, levels, t).items()) - tau))
+                                             shares_at(curves, levels, t, reached).items())
+                                         - tau))
     return float(best), gammas_at(curves, levels, best)

@@ -24,7 +24,9 @@ Hyper-parameters (defaults):
   over all pairs, ``delta`` in [0, 1]) or ``"raw"`` (cut ``rho <= delta``). The estimator
   takes discrete values ``1 - r/n``, so many connections tie and a small quantile can cut a
   lot.
-- ``gamma``: per-layer cap on the pruned share, in [0, 1] (0.75).
+- ``gamma``: per-layer cap on the pruned share, in [0, 1] (0.75); connections tied at the
+  cap are cut in a random order seeded by ``seed`` (not row-major, which would make the
+  low-index child groups lose every tie).
 - ``skip``: child layers never pruned (none). ``seed`` (0), ``progress`` (``True``).
 """
 
@@ -50,6 +52,7 @@ from thrifty.pruning.core import (
     prune_lowest,
     prune_report,
     score_pairs,
+    tie_rng,
 )
 from thrifty.pruning.estimators import gmi_mst
 from thrifty.pruning.groups import PairGroups, layer_pairs, pair_groups
@@ -78,12 +81,14 @@ def delta_cutoff(scores: Iterable[np.ndarray], delta: float, mode: str = "quanti
     return float(unique[min(round(delta * len(unique)), len(unique) - 1)])
 
 
-def threshold_with_cap(scores: np.ndarray, cutoff: float, gamma: float) -> np.ndarray:
+def threshold_with_cap(scores: np.ndarray, cutoff: float, gamma: float,
+                       rng: np.random.Generator | None = None) -> np.ndarray:
     """Cut ``scores <= cutoff``; if that cuts more than ``gamma`` of the connections, cut
-    the ``floor(gamma * n)`` lowest instead (Algorithm 1, step 4)."""
+    the ``floor(gamma * n)`` lowest instead (Algorithm 1, step 4), ties between equal
+    scores broken in a random order from ``rng`` (default ``None``: row-major)."""
     cut = scores <= cutoff
     if cut.mean() > gamma:
-        cut = prune_lowest(scores, math.floor(gamma * scores.size + 1e-9))
+        cut = prune_lowest(scores, math.floor(gamma * scores.size + 1e-9), rng=rng)
     return cut
 
 
@@ -138,7 +143,8 @@ def mint_prune(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
     acts, _ = activation_sample(model, inputs, labels, layers, cfg.per_class, cfg.seed)
     rho = score_pairs(groupings, acts, mst_scorer, cfg.seed, cfg.progress, desc="MINT rho")
     cutoff = delta_cutoff(rho.values(), cfg.delta, cfg.delta_mode)
-    cut = {name: threshold_with_cap(s, cutoff, cfg.gamma) for name, s in rho.items()}
+    cut = {name: threshold_with_cap(s, cutoff, cfg.gamma, tie_rng(cfg.seed, name))
+           for name, s in rho.items()}
     masks = layer_masks(model, groupings, cut)
     settings = {**asdict(cfg), "cutoff": cutoff, "samples": cfg.per_class * len(labels.unique())}
     return PruneResult(masks, prune_report(model, masks, groupings, "mint", settings, started),

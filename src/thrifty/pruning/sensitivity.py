@@ -33,7 +33,7 @@ def filter_sensitivity(next_weight: torch.Tensor, num_filters: int | None = None
 
     Raises:
         ValueError: the weight does not divide into ``num_filters`` inputs, or a next-layer
-            filter's total ``C(c)`` is zero (use ``absolute=True``).
+            filter's total ``C(c)`` is zero (the message names the filter ``c``).
     """
     w = next_weight.detach().float()
     w = w.abs() if absolute else w
@@ -49,8 +49,13 @@ def filter_sensitivity(next_weight: torch.Tensor, num_filters: int | None = None
         raise ValueError(f"the next layer's weight has {w.shape[1]} input channels, expected {n}")
     total = w.sum(1, keepdim=True)
     if (total == 0).any():
-        raise ValueError("a next-layer filter has zero total weight, so sensitivity is "
-                         "undefined; use absolute=True or skip the layer")
+        c = int(torch.nonzero(total.flatten() == 0)[0])
+        if absolute:
+            raise ValueError(f"next-layer filter {c} has zero total weight: its weights are "
+                             "all zero, so the sensitivity of this layer's filters is "
+                             "undefined; skip the layer (or do not protect: protect=0)")
+        raise ValueError(f"next-layer filter {c} has zero total weight: its signed weights "
+                         "sum to zero, so the sensitivity is undefined; use absolute=True")
     return (w / total).sum(0)
 
 

@@ -57,6 +57,7 @@ from thrifty.pruning.core import (
     prune_lowest,
     prune_report,
     score_pairs,
+    tie_rng,
 )
 from thrifty.pruning.estimators import acmi_from_codes, block_codes, default_cells
 from thrifty.pruning.groups import (
@@ -212,11 +213,35 @@ def svm_gammas(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
     levels = compression_levels(cfg.svm_step)
     curves = {name: svm_accuracy_curve(layers[name], feeds[name], y, mask_at, levels)
               for name, mask_at in cut_at.items()}
+    reached = {name: np.array([1.0 - float(mask_at(c).float().mean()) for c in levels])
+               for name, mask_at in cut_at.items()}
     total = sum(layers[n].weight.numel() for n in cut_at)
     betas = {n: layers[n].weight.numel() / total for n in cut_at}
-    theta, gammas = match_sparsity(curves, levels, betas, cfg.tau)
+    theta, gammas = match_sparsity(curves, levels, betas, cfg.tau, reached)
     return gammas, {"theta": theta, "levels": levels.tolist(),
-                    "svm_accuracy": {n: c.tolist() for n, c in curves.items()}}
+                    "svm_accuracy": {n: c.tolist() for n, c in curves.items()},
+                    "reached_at_level": {n: r.tolist() for n, r in reached.items()}}
+
+
+def sparsity_warnings(report: Mapping[str, Any], cfg: SnacsConfig,
+                      gammas: Mapping[str, float]) -> list[str]:
+    """Warnings when the masks cut less than asked: the pruned layers' share below ``tau``
+    by more than one level step, or a layer below its given ``gamma``."""
+    layers = report["layers"]
+    total = sum(v["weights"] for v in layers.values())
+    reached = sum(v["weights"] * v["pruned_share"] for v in layers.values()) / max(1, total)
+    why = ("protected filters keep their inputs" if cfg.protect > 0 else
+           "delta keeps the connections scored above it" if cfg.delta is not None else
+           "the SVM limits")
+    if cfg.gamma is None:
+        if abs(reached - cfg.tau) > cfg.svm_step / 100 + 1e-9:
+            return [f"SNACS cut {reached:.3f} of the pruned layers' weights, not tau="
+                    f"{cfg.tau} (the closest share reachable: {why}); lower protect or tau"]
+        return []
+    return [f"layer {n} lost {layers[n]['pruned_share']:.3f} of its weights, less than its "
+            f"gamma {g} ({why})" for n, g in gammas.items()
+            if layers[n]["pruned_share"] < g - 1.0 / layers[n]["weights"] - 1e-9
+            and (cfg.protect > 0 or cfg.delta is not None)]
 
 
 # ------------------------------------------------------------------------------ prune
@@ -261,7 +286,8 @@ def snacs_prune(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
              for g in groupings}
 
     def cut(name: str, share: float) -> np.ndarray:
-        return prune_lowest(eta[name], share * layers[name].weight.numel(), sizes[name])
+        return prune_lowest(eta[name], share * layers[name].weight.numel(), sizes[name],
+                            rng=tie_rng(cfg.seed, name))
 
     svm_info: dict[str, Any] = {}
     if cfg.gamma is None:
@@ -276,6 +302,10 @@ def snacs_prune(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
     extra = {n: {"gamma": gammas[n], "protected_filters": int(protected[n].sum())}
              for n in gammas}
     report = prune_report(model, masks, groupings, "snacs", settings, started, extra)
+    layers_total = sum(v["weights"] for v in report["layers"].values())
+    report["settings"]["reached"] = sum(v["weights"] * v["pruned_share"] for v in
+                                        report["layers"].values()) / max(1, layers_total)
+    report["warnings"] += sparsity_warnings(report, cfg, gammas)
     return PruneResult(masks, report, eta)
 
 
