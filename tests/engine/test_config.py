@@ -46,3 +46,12 @@ def test_method_args_routing():
         split_method_args(["rpc"], {"rpd.alpha": 0.5})
     with pytest.raises(ValueError, match="both act as the reducer"):
         build_pieces(["rpc", "rpd"], {})
+
+
+def test_default_run_name_marks_a_masked_retraining():
+    from thrifty.engine import make_config
+
+    assert make_config({"workload": "digits-mlp"}).default_run_name() == \
+        "digits-mlp-baseline-s0"
+    assert make_config({"workload": "digits-mlp", "masks": "m.pt"}).default_run_name() == \
+        "digits-mlp-masked-baseline-s0"

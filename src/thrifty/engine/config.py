@@ -108,7 +108,8 @@ class RunConfig:
     def default_run_name(self) -> str:
         base = self.workload or f"{self.dataset}-{self.model}"
         methods = "+".join(self.method) if self.method else "baseline"
-        return f"{base}-{methods}-s{self.seed}"
+        masked = "-masked" if self.masks else ""  # retraining a pruned model
+        return f"{base}{masked}-{methods}-s{self.seed}"
 
 
 WORKLOADS: dict[str, dict[str, Any]] = {
