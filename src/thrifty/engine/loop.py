@@ -278,26 +278,55 @@ class Trainer:
         losses = F.cross_entropy(logits.float(), y, reduction="none")
         return losses, logits
 
+    def selection_pass(self, indices: torch.Tensor, fn: Callable[[Batch], Any], *,
+                       forwards: int = 1) -> list[Any]:
+        """Counted selection work over training samples by dataset index.
+
+        Cuts ``indices`` into batches of ``config.eval_batch_size`` from the evaluation view
+        of the training set (no augmentation) and returns ``[fn(batch) for each batch]``.
+        ``fn`` runs without gradient, under the run's autocast, with the model in eval mode
+        (its mode is restored after). Each batch adds ``forwards * len(batch)`` to the
+        epoch's ``samples_forwarded`` and its time (data loading excluded) to the
+        ``selection_forward`` phase.
+
+        Args:
+            indices: dataset indices (CPU long tensor), visited in order.
+            fn: ``fn(batch) -> value`` for a :class:`~thrifty.data.Batch` on the device.
+            forwards: forward passes ``fn`` makes per sample (CAPER's clean + noisy
+                input: 2). Default 1.
+        """
+        stats = self._stats
+        out: list[Any] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for b in iterate_batches(eval_view(self.train_data), indices.tolist(),
+                                     self.config.eval_batch_size, device=self.device,
+                                     num_workers=self.config.num_workers):
+                t0 = time.perf_counter()
+                with torch.no_grad(), self._autocast():
+                    out.append(fn(b))
+                if stats is not None:
+                    stats.samples_forwarded += forwards * len(b.idx)
+                    stats.time["selection_forward"] += time.perf_counter() - t0
+        finally:
+            self.model.train(was_training)
+        return out
+
     def score(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Selection forward over training samples ``indices`` (no augmentation, eval mode):
         returns CPU ``(losses, logits)``, stores them in the record, counts them as
         selection work."""
-        stats = self._stats
-        losses, logits = [], []
-        for b in iterate_batches(eval_view(self.train_data), indices.tolist(),
-                                 self.config.eval_batch_size, device=self.device,
-                                 num_workers=self.config.num_workers):
-            t0 = time.perf_counter()
+
+        def forward(b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
             lo, lg = self._forward_eval(b.x, b.y)
             self.record.update(b.idx, lo, lg.argmax(1) == b.y, self.ctx.epoch, trained=False)
-            losses.append(lo.cpu())
-            logits.append(lg.float().cpu())
-            if stats is not None:
-                stats.samples_forwarded += len(b.idx)
-                stats.time["selection_forward"] += time.perf_counter() - t0
-        if not losses:
+            return lo.cpu(), lg.float().cpu()
+
+        parts = self.selection_pass(indices, forward)
+        if not parts:
             return torch.empty(0), torch.empty(0, self.num_classes)
-        return torch.cat(losses), torch.cat(logits)
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def _train_step(self, batch: Batch, stats: EpochStats) -> None:
         with self.timer(stats, "train_step"):
