@@ -20,8 +20,8 @@ def test_help_documents_every_option(capsys):
 
     for f in dataclasses.fields(RunConfig):
         flag = "--" + f.name.replace("_", "-")
-        if f.name == "method_args":
-            flag = "--method-arg"
+        if f.name in ("method_args", "model_args"):
+            flag = flag[:-1]  # --method-arg, --model-arg (repeatable)
         assert flag in text, flag
 
 

@@ -23,7 +23,7 @@ import yaml
 
 from thrifty.engine.config import WORKLOADS, RunConfig
 
-_SKIP = {"method_args", "method"}
+_SKIP = {"method_args", "method", "model_args"}
 
 
 def _parse_kv(text: str) -> tuple[str, Any]:
@@ -63,6 +63,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--method-arg", action="append", dest="method_args", type=_parse_kv,
                        default=argparse.SUPPRESS, metavar="[METHOD.]KEY=VALUE",
                        help="a method hyper-parameter, e.g. alpha=0.8 or rpc.alpha=0.8")
+    group.add_argument("--model-arg", action="append", dest="model_args", type=_parse_kv,
+                       default=argparse.SUPPRESS, metavar="KEY=VALUE",
+                       help="a model hyper-parameter, e.g. hidden=[256,128] for mlp (values "
+                       "are YAML)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,6 +186,9 @@ def add_prune_parser(sub) -> None:
                      ("--dataset", {}), ("--data-root", {})):
         prune.add_argument(flag, default=None, help="as for `thrifty train` (default: the "
                            "checkpoint's)", **kw)
+    prune.add_argument("--model-arg", action="append", dest="model_args", type=_parse_kv,
+                       default=None, metavar="KEY=VALUE", help="a model hyper-parameter, "
+                       "as for `thrifty train` (default: the checkpoint's)")
     prune.add_argument("--no-eval", action="store_true", help="skip measuring the test "
                        "accuracy before/after pruning")
     prune.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -192,6 +199,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"prune/{args.method}")
     overrides = {k: getattr(args, k) for k in ("workload", "model", "dataset", "data_root")}
+    overrides["model_args"] = dict(args.model_args) if args.model_args else None
     report, command = prune_command(args.method, args.source, out, dict(args.method_args),
                                     overrides, evaluate=not args.no_eval,
                                     progress=not args.no_progress and sys.stderr.isatty())
@@ -211,8 +219,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         overrides = {k: v for k, v in vars(args).items()
                      if k not in ("command", "config", "resume")}
-        if "method_args" in overrides:
-            overrides["method_args"] = dict(overrides["method_args"])
+        for key in ("method_args", "model_args"):
+            if key in overrides:
+                overrides[key] = dict(overrides[key])
         cfg = make_config(overrides, args.config)
         trainer = Trainer(cfg)
     try:

@@ -48,3 +48,18 @@ def test_weights_from_file_skip_mismatched_head(tmp_path):
     torch.save({"x": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="no tensor"):
         load_weights(dst, tmp_path / "bad.pt")
+
+
+def test_model_args_reach_the_factory_and_typos_are_refused(tmp_path):
+    import pytest
+
+    from thrifty.engine import make_config
+    from thrifty.models import create_model
+
+    model = create_model("mlp", 10, (1, 8, 8), hidden=[32, 16])
+    widths = [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [32, 16, 10]
+    with pytest.raises(ValueError, match="does not take the hyper-parameter"):
+        create_model("mlp", 10, (1, 8, 8), hiden=3)
+    with pytest.raises(ValueError, match="model_args must be a mapping"):
+        make_config({"workload": "digits-mlp", "model_args": [1]})

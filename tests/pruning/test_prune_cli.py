@@ -115,3 +115,18 @@ def test_methods_lists_the_pruning_methods(capsys):
     assert "thrifty prune --method NAME" in text
     for name in ("mint", "snacs", "magnitude", "random"):
         assert any(line.strip().startswith(name) for line in text.splitlines())
+
+
+def test_model_args_travel_from_the_run_to_the_retrain_command(tmp_path, monkeypatch, capsys):
+    from thrifty.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--workload", "digits-mlp", "--epochs", "1", "--no-progress",
+                 "--model-arg", "hidden=[24,12]", "--run-name", "deep"]) == 0
+    assert main(["prune", "--method", "magnitude", "--from", "runs/deep", "--out", "p",
+                 "--method-arg", "sparsity=0.5", "--no-eval", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "--model-arg hidden=[24,12]" in out
+    assert main(["train", "--workload", "digits-mlp", "--epochs", "1", "--no-progress",
+                 "--model-arg", "hidden=[24,12]", "--weights", "p/weights.pt",
+                 "--masks", "p/masks.pt"]) == 0

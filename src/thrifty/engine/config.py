@@ -38,6 +38,8 @@ class RunConfig:
     test_limit: int | None = _f(None, "evaluate on a fixed random subset of this many samples")
     model: str = _f("cnn", "model: cnn, mlp, resnet18, resnet34, resnet50, mobilenetv2, "
                            "tv:<torchvision name>")
+    model_args: dict[str, Any] = _f({}, "model hyper-parameters, KEY=VALUE (--model-arg "
+                                    "hidden=[256,128] for mlp)")
     weights: str | None = _f(None, "path of a state dict to initialise the model from")
     epochs: int = _f(10, "training epochs")
     batch_size: int = _f(128, "training batch size (rho)")
@@ -86,6 +88,8 @@ class RunConfig:
             (self.forward_batch_size is None or self.forward_batch_size >= 1,
              "forward_batch_size must be at least 1"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (isinstance(self.model_args, dict),
+             "model_args must be a mapping of hyper-parameter: value"),
             (0.0 <= self.label_smoothing < 1.0,
              f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.amp in ("off", "auto", "bf16", "fp16"),

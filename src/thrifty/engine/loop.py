@@ -171,7 +171,8 @@ class Trainer:
         if model is None:
             input_shape = tuple(train[0][0].shape) if not isinstance(train, TensorData) \
                 else train.input_shape
-            model = create_model(cfg.model, self.num_classes, input_shape, weights=cfg.weights)
+            model = create_model(cfg.model, self.num_classes, input_shape, weights=cfg.weights,
+                                 **cfg.model_args)
         if cfg.masks:  # retraining a pruned model: masked weights stay zero
             from thrifty.pruning.masks import apply_masks, load_masks
 

@@ -109,7 +109,14 @@ def create_model(name: str, num_classes: int, input_shape: tuple[int, ...],
             raise ValueError(f"unknown torchvision model {tv_name!r}")
         model = tvm.get_model(tv_name, weights=None, num_classes=num_classes, **kwargs)
     elif name in MODELS:
-        model = MODELS[name](num_classes, tuple(input_shape), **kwargs)
+        try:
+            model = MODELS[name](num_classes, tuple(input_shape), **kwargs)
+        except TypeError as exc:
+            if "unexpected keyword argument" not in str(exc):
+                raise
+            raise ValueError(f"model {name!r} does not take the hyper-parameter(s) "
+                             f"{', '.join(kwargs)} ({exc}); see its class in thrifty.models"
+                             ) from exc
     else:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))} "
                          "or tv:<torchvision model name>")

@@ -512,7 +512,7 @@ class SnapshotEmbedder(Embedder):
             shape = dataset.input_shape if isinstance(dataset, TensorData) \
                 else tuple(eval_view(dataset)[0][0].shape)
             return create_model(self.config.model, num_classes, shape,
-                                weights=self.config.weights)
+                                weights=self.config.weights, **self.config.model_args)
 
     def identity(self, dataset: Any, trainer: Any) -> str:
         config = trainer.config if trainer is not None else self.config

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from thrifty.pruning.snacs import SnacsConfig, snacs_prune
 
 METHODS = ("mint", "snacs", "magnitude", "random")
 #: run options a checkpoint's config contributes (the data and the model it was trained on)
-_FROM_RUN = ("dataset", "data_root", "model", "train_limit", "seed")
+_FROM_RUN = ("dataset", "data_root", "model", "model_args", "train_limit", "seed")
 
 
 def read_source(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
@@ -89,7 +90,7 @@ def load_model(cfg, state: Mapping[str, torch.Tensor], num_classes: int,
     """``cfg.model`` with ``state`` loaded strictly (a clear error on any mismatch)."""
     from thrifty.models import create_model
 
-    model = create_model(cfg.model, num_classes, input_shape)
+    model = create_model(cfg.model, num_classes, input_shape, **cfg.model_args)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -246,6 +247,9 @@ def retrain_command(cfg, out: Path) -> str:
         where += f" --model {cfg.model}"
     if cfg.train_limit:
         where += f" --train-limit {cfg.train_limit}"
+    for key, value in cfg.model_args.items():
+        text = json.dumps(value).replace(" ", "")
+        where += f" --model-arg {key}={text}"
     return (f"thrifty train {where} --weights {out / 'weights.pt'} --masks {out / 'masks.pt'} "
             f"--run-name {out.name}-retrain")
 
