@@ -8,7 +8,10 @@ from thrifty.curriculum import (
     Caper,
     feature_layers,
     feature_shift,
+    layer_channels,
     layer_sensitivity,
+    most_sensitive,
+    next_consumer,
     noise_scores,
     removal_count,
     window_layers,
@@ -19,7 +22,7 @@ from thrifty.methods import build_method
 from thrifty.models.small import MLP, SmallCNN
 from thrifty.pruning import filter_sensitivity
 
-from . import make_ctx
+from . import make_ctx, resume_from_epoch_start
 
 
 class Gated(nn.Module):
@@ -171,16 +174,141 @@ def test_windows_over_conv_layers_and_linear_fallback():
 
 def test_sensitivity_comes_from_the_next_layer_that_takes_the_channels():
     cnn = SmallCNN(widths=(4, 6, 8))
-    assert torch.allclose(layer_sensitivity(cnn, "features.4"),
+    x = torch.randn(1, 1, 8, 8)
+    assert torch.allclose(layer_sensitivity(cnn, "features.4", x),
                           filter_sensitivity(cnn.features[8].weight, 6))
-    assert torch.allclose(layer_sensitivity(cnn, "features.8"),
+    # the last conv (2x2 output) -> global pooling -> the classifier's 8 inputs
+    assert next_consumer(cnn, "features.8", x)[0] == "classifier"
+    assert torch.allclose(layer_sensitivity(cnn, "features.8", x),
                           filter_sensitivity(cnn.classifier.weight, 8))
     gated = Gated()
-    assert torch.allclose(layer_sensitivity(gated, "conv2"), torch.tensor([1.8, 0.2]))
+    assert torch.allclose(layer_sensitivity(gated, "conv2", torch.ones(1, 2, 1, 1)),
+                          torch.tensor([1.8, 0.2]))
+    mlp = MLP(hidden=(16, 12))
+    assert next_consumer(mlp, "body.1", torch.randn(1, 64))[0] == "body.3"
     with pytest.raises(ValueError, match="no layer after"):
-        layer_sensitivity(cnn, "classifier")
+        layer_sensitivity(cnn, "classifier", x)
     with pytest.raises(ValueError, match="not a Conv2d/Linear layer"):
-        layer_sensitivity(cnn, "features.1")  # a BatchNorm
+        layer_sensitivity(cnn, "features.1", x)  # a BatchNorm
+
+
+class Flat(nn.Module):
+    """conv (3 channels, 2x2 output) -> in-place ReLU -> flatten -> Linear(12): the
+    classifier reads each channel at 4 positions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 1)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(12, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.relu(self.conv(x)), 1))
+
+
+def test_a_flattened_output_gives_channel_times_position_inputs():
+    model = Flat()
+    assert torch.allclose(layer_sensitivity(model, "conv", torch.randn(1, 1, 2, 2)),
+                          filter_sensitivity(model.fc.weight, 3))
+
+
+class Concat(nn.Module):
+    """Two conv branches of 4 channels each, concatenated, pooled, then one Linear(8): the
+    classifier's 8 inputs are not 4 channels x 2 positions of either branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_a = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv_b = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([self.conv_a(x), self.conv_b(x)], 1)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
+
+
+class ConcatConv(Concat):
+    """The same branches concatenated into a conv of 8 input channels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_c = nn.Conv2d(8, 4, 1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_c(torch.cat([self.conv_a(x), self.conv_b(x)], 1))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
+
+
+@pytest.mark.parametrize("model, consumer", [(Concat(), "fc"), (ConcatConv(), "conv_c")])
+def test_a_concatenation_is_not_taken_as_the_next_layer(model, consumer):
+    x = torch.randn(1, 1, 4, 4)
+    for layer in ("conv_a", "conv_b"):  # conv_b does not read conv_a's output: skipped
+        with pytest.raises(ValueError, match=rf"{layer}.*'{consumer}'.*layers=.*channels=None"):
+            layer_sensitivity(model, layer, x)
+        # all channels need no sensitivity: no trace, no refusal
+        assert layer_channels(model, layer, None, x) is None
+        assert layer_channels(model, layer, 4, x) is None
+    with pytest.raises(ValueError, match="conv_b"):
+        layer_channels(model, "conv_b", 2, x)
+
+
+def test_caper_on_a_concat_network_refuses_or_uses_all_channels(tiny_config):
+    data = TensorData(torch.randn(40, 1, 4, 4), torch.arange(40) % 2, 2, "concat")
+
+    def fit(**kw):
+        cfg = tiny_config(epochs=2, batch_size=8, run_name=f"c{len(kw)}")
+        trainer = Trainer(cfg, train=data, test=data, model=Concat(),
+                          sampler=Caper(tau=1, remove=4, **kw), log=lambda s: None)
+        return trainer, trainer.fit
+
+    _, run = fit(channels=2)
+    with pytest.raises(ValueError, match="conv_b.*'fc'"):
+        run()
+    trainer, run = fit(channels=None)
+    run()
+    assert len(trainer.sampler.removed) == 4
+
+
+def test_degenerate_scores_are_refused():
+    assert most_sensitive(torch.tensor([0.1, 0.3, 0.2, 0.3]), 2).tolist() == [1, 3]
+    with pytest.raises(ValueError, match="all 4 CAPER noise scores are equal"):
+        most_sensitive(torch.zeros(4), 2)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        most_sensitive(torch.tensor([0.1, float("nan"), 0.2]), 1)
+    shifts = {"a": torch.tensor([[0.0, 1.0], [float("nan"), 2.0], [1.0, 3.0]])}
+    with pytest.raises(ValueError, match="'a' are NaN or infinite for 1 of 3"):
+        noise_scores(shifts, {"a": None})
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        noise_scores({"a": torch.tensor([[float("inf")], [0.0]])}, {})
+
+
+def test_a_layer_blind_to_the_noise_stops_the_run_instead_of_removing_the_first(tiny_config):
+    # only R samples (-10, -10): the ReLU blocks the noise, every shift and score is 0
+    x = torch.tensor([-10.0, -10.0]).reshape(1, 2, 1, 1).repeat(24, 1, 1, 1)
+    data = TensorData(x, torch.arange(24) % 2, 2, "blind")
+    trainer = Trainer(tiny_config(epochs=2, batch_size=8, run_name="blind"), train=data,
+                      test=data, model=Gated(), sampler=Caper(tau=1, remove=3),
+                      log=lambda s: None)
+    with pytest.raises(ValueError, match="all 24 CAPER noise scores are equal"):
+        trainer.fit()
+    assert trainer.sampler.removed is None
+
+
+def test_works_on_a_pool_shrunk_by_an_offline_reducer(tiny_config, digits):
+    train, test = digits
+    cfg = tiny_config(epochs=3, method=["rpc", "caper"],
+                      method_args={"rpc.alpha": 0.5, "caper.tau": 1, "caper.remove": 20})
+    trainer = Trainer(cfg, train=train, test=test, log=lambda s: None)
+    result = trainer.fit()
+    pool = trainer.sampler.pool
+    assert len(pool) < 0.6 * len(train)
+    removed = trainer.sampler.removed
+    assert len(removed) == 20 and bool(torch.isin(removed, pool).all())
+    assert len(trainer.sampler.scores) == len(pool)
+    n = len(pool)
+    assert [e["samples_loaded"] for e in result["epochs"]] == [n, n - 20, n - 20]
+    assert [e["samples_forwarded"] for e in result["epochs"]] == [0, 2 * n, 0]
 
 
 @pytest.mark.parametrize("stop", [10, 30])  # in epoch 0 (before tau), in epoch 1 (after)
@@ -215,6 +343,17 @@ def test_resume_equals_uninterrupted(tiny_config, digits, stop):
             for e in resumed.history] == [
         [e[k] for k in keys] + [e["method"]["removed"], e["method"]["scored"]]
         for e in ref.history]
+
+
+def test_resume_from_the_epoch_boundary_checkpoint_at_tau(tiny_config, digits, tmp_path):
+    ref, resumed, result = resume_from_epoch_start(
+        lambda **kw: tiny_config(epochs=3, **kw), digits, lambda: Caper(tau=1, remove=40),
+        1, tmp_path)
+    assert torch.equal(resumed.sampler.removed, ref.sampler.removed)
+    assert torch.equal(resumed.sampler.scores, ref.sampler.scores)
+    n = len(digits[0])
+    assert [e["samples_forwarded"] for e in result["epochs"]] == [0, 2 * n, 0]
+    assert [e["samples_loaded"] for e in result["epochs"]] == [n, n - 40, n - 40]
 
 
 def test_noise_scores_need_the_engine():
@@ -254,6 +393,13 @@ def test_removal_count_and_flops_saved():
     assert s.flops_saved(1e6, 10) == 1e6 * 25 * 8
 
 
-def test_registered_and_built_by_name():
-    s = build_method("caper", {"remove": 5, "window": "first-half"})
-    assert isinstance(s, Caper) and s.count == 0 and s.window == "first-half"
+def test_registered_and_built_by_name(tiny_config, digits):
+    s = build_method("caper", {"remove": 5, "window": "first-half", "tau": 0})
+    assert isinstance(s, Caper) and s.window == "first-half"
+    trainer = Trainer(tiny_config(epochs=1, model="cnn"), train=digits[0], test=digits[1],
+                      sampler=s, log=lambda m: None)
+    result = trainer.fit()
+    assert s.count == 5 and len(s.removed) == 5
+    assert result["epochs"][0]["samples_loaded"] == len(digits[0]) - 5
+    # first-half of the CNN's 3 conv layers: the first one
+    assert window_layers(trainer.model, "first-half") == ["features.0"]

@@ -8,7 +8,7 @@ from thrifty.curriculum import Lilac, balanced_order, compensated_targets
 from thrifty.engine import Trainer
 from thrifty.methods import build_method
 
-from . import make_ctx
+from . import make_ctx, resume_from_epoch_start
 
 LABELS = torch.arange(200) % 10  # 10 classes x 20 samples
 
@@ -78,10 +78,10 @@ def test_train_targets_give_the_pseudo_label_to_unrevealed_classes():
     ctx = started(s)
     drive(s, ctx, range(1))
     assert s.train_targets(torch.arange(6), y).tolist() == [0, 1, 2, 9, 9, 9]
-    s0 = Lilac(initial=3, step=2, pseudo_label=0)
-    ctx = started(s0)
-    drive(s0, ctx, range(2))  # epoch 1: labels 0-4 known
-    assert s0.train_targets(torch.arange(6), y).tolist() == [0, 1, 2, 0, 0, 3]
+    s7 = Lilac(initial=2, step=4, pseudo_label=7)  # 7 is revealed last (with 6, 8, 9)
+    ctx = started(s7)
+    drive(s7, ctx, range(2))  # epoch 1: labels 0-5 known
+    assert s7.train_targets(torch.arange(6), y).tolist() == [0, 1, 2, 5, 7, 3]
 
 
 def test_compensation_follows_equation_5_1_on_a_hand_made_record():
@@ -191,13 +191,105 @@ def test_refuses_impossible_hyper_parameters(kwargs, match):
 @pytest.mark.parametrize("kwargs, epochs, match", [
     ({"initial": 10}, 10, "below the number of classes"),
     ({"initial": 2, "step": 1, "interval": 2}, 10, "IL phase takes 16 epochs"),
-    ({"ac_start": 2}, 10, "inside the IL phase"),
+    ({"ac_start": 2}, 10, "must be at least 5"),
+    ({"ac_start": 4}, 10, "must be at least 5"),  # the first epoch after IL: still refused
+    ({"pseudo_label": 0}, 10, "rho = 0. is revealed from the start"),
+    ({"pseudo_label": 7}, 10, r"rho = 7. is revealed at epoch 3.*\[8, 9\]"),
+    ({"initial": 2, "step": 3, "interval": 2, "pseudo_label": 7}, 10, "at epoch 4"),
     ({"ac_start": 10, "incremental": False}, 10, "never"),
     ({"pseudo_label": 10}, 10, "below 10"),
 ])
 def test_refuses_settings_impossible_for_the_run(kwargs, epochs, match):
     with pytest.raises(ValueError, match=match):
         started(Lilac(**kwargs), epochs=epochs)
+
+
+def test_the_strict_rules_accept_their_boundaries():
+    started(Lilac(ac_start=5))  # IL = epochs 0-3; T = 5 is the default
+    started(Lilac(pseudo_label=8))  # revealed with 9 in the last interval
+    started(Lilac(incremental=False, pseudo_label=0, ac_start=0))  # no IL: nothing to clash
+    s = Lilac(initial=2, step=3, interval=2)
+    assert s.last_revealed_first(10) == 8 and Lilac(step=2).last_revealed_first(10) == 8
+    assert Lilac(initial=3, step=2).last_revealed_first(10) == 9
+
+
+def test_refuses_an_in_batch_selector_during_il(tiny_config, digits):
+    train, test = digits
+    cfg = tiny_config(epochs=6, method=["lilac", "sb"])
+    with pytest.raises(ValueError, match="in-batch selector 'sb'.*incremental=false"):
+        Trainer(cfg, train=train, test=test, log=lambda s: None).fit()
+    # only AC: nothing to balance, the selector may choose
+    cfg = tiny_config(epochs=2, method=["lilac", "sb"], run_name="only-ac",
+                      method_args={"lilac.incremental": False})
+    result = Trainer(cfg, train=train, test=test, log=lambda s: None).fit()
+    assert result["status"] == "finished"
+
+
+def capture_batches(trainer: Trainer) -> list[tuple[int, int, int]]:
+    """Record ``(epoch, #S, #U)`` of every batch the engine trains on (the targets hook is
+    called once per training batch with its indices and true labels)."""
+    seen: list[tuple[int, int, int]] = []
+    targets = trainer.sampler.train_targets
+
+    def spy(idx, y):
+        u = int((y >= trainer.sampler.revealed).sum())
+        seen.append((trainer.ctx.epoch, len(y) - u, u))
+        return targets(idx, y)
+
+    trainer.sampler.train_targets = spy
+    return seen
+
+
+@pytest.mark.parametrize("batch_size", [64, 15])
+def test_every_engine_batch_of_the_il_phase_is_half_s_half_u(tiny_config, digits, batch_size):
+    train, test = digits
+    cfg = tiny_config(epochs=5, batch_size=batch_size, method=["lilac"],
+                      method_args={"initial": 2, "step": 3})  # IL: epochs 0-2
+    trainer = Trainer(cfg, train=train, test=test, log=lambda s: None)
+    seen = capture_batches(trainer)
+    result = trainer.fit()
+    for epoch in range(3):
+        batches = [(s, u) for e, s, u in seen if e == epoch]
+        n_s = int((train.y < 2 + 3 * epoch).sum())
+        assert sum(s for s, _ in batches) == n_s  # every S sample, the last batch included
+        assert all(u - s == batch_size % 2 for s, u in batches[:-1])
+        s, u = batches[-1]  # the last, partial batch: the c leftover S samples, c U samples
+        assert u == s == n_s - (batch_size // 2) * (len(batches) - 1)
+        assert result["epochs"][epoch]["samples_trained"] == sum(s + u for s, u in batches)
+    assert all(u == 0 for e, s, u in seen if e >= 3)
+
+
+def test_works_on_a_pool_shrunk_by_an_offline_reducer(tiny_config, digits):
+    train, test = digits
+    cfg = tiny_config(epochs=5, batch_size=16, method=["rpc", "lilac"],
+                      method_args={"rpc.alpha": 0.5, "lilac.initial": 2, "lilac.step": 4})
+    trainer = Trainer(cfg, train=train, test=test, log=lambda s: None)
+    seen = capture_batches(trainer)
+    orders = []
+    begin = trainer.sampler.begin_epoch
+
+    def keep(ctx):
+        begin(ctx)
+        orders.append(trainer.sampler.active.clone())
+
+    trainer.sampler.begin_epoch = keep
+    result = trainer.fit()
+    pool = trainer.sampler.pool
+    assert len(pool) < 0.6 * len(train)
+    assert all(bool(torch.isin(o, pool).all()) for o in orders)  # S and U from the pool
+    s_pool = pool[train.y[pool] < 2]
+    assert sorted(orders[0][train.y[orders[0]] < 2].tolist()) == s_pool.tolist()
+    assert all(s == u for e, s, u in seen if e < 2)
+    assert [e["samples_loaded"] for e in result["epochs"]][2:] == [len(pool)] * 3
+
+
+def test_resume_from_the_checkpoint_at_the_end_of_il(tiny_config, digits, tmp_path):
+    """From the epoch-boundary checkpoint saved as IL ends (before the first plain epoch)."""
+    ref, _, result = resume_from_epoch_start(
+        lambda **kw: tiny_config(epochs=4, **kw), digits, lambda: Lilac(initial=2, step=4),
+        2, tmp_path)
+    assert [e["method"] for e in result["epochs"]] == [e["method"] for e in ref.history]
+    assert [e["method"]["revealed"] for e in result["epochs"]] == [2, 6, 10, 10]
 
 
 def test_registered_and_built_by_name():

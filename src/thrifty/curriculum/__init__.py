@@ -5,7 +5,10 @@ from thrifty.curriculum.caper import (
     Caper,
     feature_layers,
     feature_shift,
+    layer_channels,
     layer_sensitivity,
+    most_sensitive,
+    next_consumer,
     noise_scores,
     removal_count,
     top_channels,
@@ -14,5 +17,6 @@ from thrifty.curriculum.caper import (
 from thrifty.curriculum.lilac import Lilac, balanced_order, compensated_targets
 
 __all__ = ["Caper", "Lilac", "balanced_order", "compensated_targets", "feature_layers",
-           "feature_shift", "layer_sensitivity", "noise_scores", "removal_count",
-           "top_channels", "window_layers"]
+           "feature_shift", "layer_channels", "layer_sensitivity", "most_sensitive",
+           "next_consumer", "noise_scores", "removal_count", "top_channels",
+           "window_layers"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,28 +52,128 @@ def window_layers(model: nn.Module, window: str) -> list[str]:
             "second-half": layers[half:] or layers[-1:]}[window]
 
 
-def layer_sensitivity(model: nn.Module, layer: str) -> torch.Tensor:
-    """SNACS sensitivity (spec §0.5) of the channels of ``layer``, from the weight of the
-    first later ``Conv2d``/``Linear`` layer that consumes its ``N`` channels (``N`` inputs,
-    or a multiple of ``N`` for a linear layer after a flatten).
-
-    Raises:
-        ValueError: ``layer`` is not a Conv2d/Linear layer of the model, or no later layer
-            takes its ``N`` channels.
-    """
+def _channels_of(model: nn.Module, layer: str) -> int:
     layers = prunable_layers(model)
-    names = list(layers)
     if layer not in layers:
         raise ValueError(f"{layer!r} is not a Conv2d/Linear layer of the model; its layers "
-                         f"are: {', '.join(names)}")
-    w = weight_of(layers[layer])
-    n = w.shape[0]
-    for later in names[names.index(layer) + 1:]:
-        nxt = weight_of(layers[later])
-        if nxt.shape[1] == n or (nxt.dim() == 2 and nxt.shape[1] % n == 0):
-            return filter_sensitivity(nxt, n)
-    raise ValueError(f"no layer after {layer!r} takes its {n} channels as input, so its "
-                     "channel sensitivity is undefined; choose another window")
+                         f"are: {', '.join(layers)}")
+    return weight_of(layers[layer]).shape[0]
+
+
+def next_consumer(model: nn.Module, layer: str, example: torch.Tensor
+                  ) -> tuple[str, torch.Tensor]:
+    """The layer that consumes exactly ``layer``'s output, traced on ``example``.
+
+    One forward pass of ``example`` (one or a few inputs) in eval mode records ``layer``'s
+    output ``[B, C, h, w]`` (or ``[B, C]``) and the input of every ``Conv2d``/``Linear``
+    layer run after it. The consumer is the first of those whose input is computed from
+    ``layer``'s output (a path in the autograd graph). It is accepted only when its input
+    is this output channel for channel, through element-wise, normalisation, pooling or
+    residual-add steps:
+
+    - a ``Conv2d`` with ``groups=1`` whose input has exactly C channels;
+    - a ``Linear`` whose input is ``[B, C]`` (after a global pooling) or ``[B, C*h*w]``
+      (a flatten of the output).
+
+    A concatenation (DenseNet: a dense layer's 32 channels joined to the block's others),
+    a grouped/depthwise conv or anything else changes the count or the layout, and is
+    refused rather than read as if its inputs were this layer's channels.
+
+    Returns:
+        ``(name, weight)``: the consumer and its weight reshaped to ``[N_next, C, ...]``
+        (a ``[N_next, C*h*w]`` linear weight as ``[N_next, C, h*w]``).
+
+    Raises:
+        ValueError: ``layer`` is not a Conv2d/Linear layer, nothing after it uses its
+            output, or its first consumer does not take exactly its C channels.
+    """
+    layers = prunable_layers(model)
+    n = _channels_of(model, layer)
+    seen: dict[str, Any] = {"out": None, "after": []}
+
+    def grab_output(_m, _i, out):
+        leaf = out.detach().requires_grad_()
+        seen["out"] = leaf
+        return leaf.clone()  # a non-leaf, so that in-place ReLUs after it still work
+
+    def grab_input(name):
+        def hook(_m, args):
+            if seen["out"] is not None and args and isinstance(args[0], torch.Tensor):
+                seen["after"].append((name, args[0]))
+        return hook
+
+    handles = [layers[layer].register_forward_hook(grab_output)]
+    handles += [m.register_forward_pre_hook(grab_input(name))
+                for name, m in layers.items() if name != layer]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            model(example)
+            out = seen["out"]
+            if out is None:
+                raise ValueError(f"layer {layer!r} did not run in the model's forward pass")
+            consumer = None
+            for name, x in seen["after"]:
+                if x.requires_grad and torch.autograd.grad(
+                        x.sum(), out, allow_unused=True, retain_graph=True)[0] is not None:
+                    consumer = (name, x)
+                    break
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    hint = (f"choose another layer (layers=[...] or another window) whose output feeds one "
+            f"layer as is, or channels=None to average all channels of {layer!r} (no "
+            "sensitivity needed)")
+    if consumer is None:
+        raise ValueError(f"no layer after {layer!r} takes its {n} channels as input, so its "
+                         f"channel sensitivity is undefined; {hint}")
+    name, x = consumer
+    module = layers[name]
+    w = weight_of(module).detach()
+    shape = tuple(out.shape)
+    spatial = math.prod(shape[2:]) if out.dim() > 2 else 1
+    if isinstance(module, nn.Conv2d):
+        if x.dim() == 4 and x.shape[1] == n and module.groups == 1 and w.shape[1] == n:
+            return name, w
+        what = (f"a grouped conv (groups={module.groups})" if module.groups != 1
+                else f"an input of {x.shape[1]} channels")
+    elif isinstance(module, nn.Linear):
+        if x.dim() == 2 and x.shape[1] in (n, n * spatial):
+            return name, w if x.shape[1] == n else w.reshape(w.shape[0], n, spatial)
+        what = f"an input of shape {list(x.shape[1:])}"
+    else:
+        what = f"a {type(module).__name__}"
+    raise ValueError(
+        f"the first layer that uses {layer!r}'s output ({n} channels, shape "
+        f"{list(shape[1:])}) is {name!r} with {what}: it is not this layer's output alone "
+        f"(a concatenation or a regrouping), so it gives no sensitivity for these channels; "
+        f"{hint}")
+
+
+def layer_sensitivity(model: nn.Module, layer: str, example: torch.Tensor) -> torch.Tensor:
+    """SNACS sensitivity (spec §0.5) of the channels of ``layer``, from the weight of the
+    layer that consumes exactly its output (:func:`next_consumer`, traced on ``example``,
+    a batch of one or a few inputs).
+
+    Raises:
+        ValueError: see :func:`next_consumer`.
+    """
+    _, w = next_consumer(model, layer, example)
+    return filter_sensitivity(w)
+
+
+def layer_channels(model: nn.Module, layer: str, channels: int | None,
+                   example: torch.Tensor) -> torch.Tensor | None:
+    """The channels of ``layer`` CAPER averages: ``None`` (all) when ``channels`` is ``None``
+    or not below the layer's count (no sensitivity needed, no trace), else the indices of
+    the ``channels`` most sensitive (:func:`layer_sensitivity`, traced on ``example``)."""
+    if channels is None:
+        return None
+    if channels >= _channels_of(model, layer):
+        return None
+    return top_channels(layer_sensitivity(model, layer, example), channels)
 
 
 def top_channels(sensitivity: torch.Tensor, channels: int | None) -> torch.Tensor:
@@ -108,20 +209,33 @@ def feature_shift(model: nn.Module, x: torch.Tensor, layers: list[str], noise_st
 
 
 def noise_scores(shifts: dict[str, torch.Tensor],
-                 channels: dict[str, torch.Tensor]) -> torch.Tensor:
+                 channels: dict[str, torch.Tensor | None]) -> torch.Tensor:
     """CAPER's xi_i = sum over layers of the mean, over the chosen channels, of the
     channel-wise min-max normalised shift (thesis eqs. 6.3-6.6, window weights alpha = 1).
 
     Args:
         shifts: ``layer -> [N, C]`` shifts of all N samples (:func:`feature_shift`).
-        channels: ``layer -> indices`` of the channels used (:func:`top_channels`).
+        channels: ``layer -> indices`` of the channels used (:func:`top_channels`), or
+            ``None`` (or a missing layer) for all of them.
 
     Returns:
         ``[N]`` scores; a channel constant over the samples contributes 0.
+
+    Raises:
+        ValueError: no layer, or a shift that is NaN or infinite (a diverged model or
+            non-finite inputs): such a sample would otherwise sort anywhere.
     """
     total = None
     for name, d in shifts.items():
-        d = d[:, channels[name]]
+        bad = ~torch.isfinite(d)
+        if bad.any():
+            rows = int(bad.any(1).sum())
+            raise ValueError(
+                f"CAPER's feature shifts of layer {name!r} are NaN or infinite for {rows} of "
+                f"{len(d)} samples (the model diverged, or the inputs hold NaN/inf), so the "
+                "noise scores are undefined; check the inputs, lower --lr or use --amp off")
+        chosen = channels.get(name)
+        d = d if chosen is None else d[:, chosen]
         low, high = d.min(0).values, d.max(0).values
         span = high - low
         normed = (d - low) / torch.where(span > 0, span, torch.ones_like(span))
@@ -130,6 +244,27 @@ def noise_scores(shifts: dict[str, torch.Tensor],
     if total is None:
         raise ValueError("noise_scores needs at least one layer")
     return total
+
+
+def most_sensitive(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Positions of the ``count`` highest ``scores`` (ties keep the order of the scores).
+
+    Raises:
+        ValueError: a score is NaN/infinite, or all scores are equal (every chosen channel
+            is constant over the samples: the noise tells nothing, and a stable sort would
+            remove the first samples of the pool).
+    """
+    if not torch.isfinite(scores).all():
+        raise ValueError("CAPER's noise scores hold NaN or infinite values; check the model "
+                         "and the inputs")
+    if len(scores) > 1 and bool((scores == scores[0]).all()):
+        raise ValueError(
+            f"all {len(scores)} CAPER noise scores are equal ({float(scores[0]):.4g}): every "
+            "chosen channel reacts to the noise the same way for every sample (dead or "
+            "constant features), so there is nothing to rank. Read other layers (window= or "
+            "layers=), use more channels (channels=None), raise noise_std, or use "
+            "score=random for a random removal")
+    return torch.argsort(scores, descending=True, stable=True)[:count]
 
 
 def removal_count(remove: int | float, pool_size: int) -> int:
@@ -165,6 +300,7 @@ class Caper(EpochSampler):
             (the thesis's N(0, 0.5) read as numpy/PyTorch's ``normal(0, 0.5)``: std 0.5).
         channels: |O~|, the most sensitive channels kept per layer, >= 1, or ``None`` for all.
             Default 12 (the thesis's DenseNet/ResNet50 value; all when a layer has fewer).
+            ``None`` also reads layers without a well-defined next layer (concatenations).
         window: the layers read: ``"last"`` (default), ``"first-half"``, ``"second-half"``
             of the model's Conv2d layers (hidden Linear layers for a model without one).
         layers: explicit module names instead of ``window``. Default ``None``.
@@ -177,7 +313,13 @@ class Caper(EpochSampler):
     running statistics, no dropout) on the evaluation view of the data (no augmentation);
     the raw module output is read (before BatchNorm/ReLU, as the pruning code of the
     thesis); "top gamma" is global, not per class; alpha is the window's indicator (the
-    Gaussian window is not implemented); ties in xi keep the pool order. The removal
+    Gaussian window is not implemented); ties in xi keep the pool order, but all-equal
+    scores (nothing to rank) and NaN/infinite shifts are refused with a ValueError at tau
+    (:func:`most_sensitive`, :func:`noise_scores`) instead of removing the first samples
+    of the pool. The channel sensitivity comes from the layer that consumes exactly the
+    read layer's output, traced on one pool sample (:func:`next_consumer`); a layer whose
+    output is concatenated (DenseNet) or regrouped first is refused, unless ``channels``
+    is ``None`` or not below its channel count (all channels: no sensitivity). The removal
     saves ``gamma x (epochs - tau)`` sample-passes (the thesis's FLOPs saving:
     FLOPs_fwd x gamma x (E - tau)) at the cost of ``2 x pool`` forwards at tau.
 
@@ -247,7 +389,9 @@ class Caper(EpochSampler):
                              "noise_scores, or score='random'")
         model = trainer.model
         layers = self.layers or window_layers(model, self.window)
-        chosen = {n: top_channels(layer_sensitivity(model, n), self.channels) for n in layers}
+        # one pool sample, to trace which layer consumes each read layer's output
+        example = trainer.selection_pass(self.pool[:1], lambda b: b.x, forwards=0)[0]
+        chosen = {n: layer_channels(model, n, self.channels, example) for n in layers}
         g = draw_generator(self.seed, self.tau, self.name)
         parts = trainer.selection_pass(
             self.pool, lambda b: feature_shift(model, b.x, layers, self.noise_std, g),
@@ -261,7 +405,7 @@ class Caper(EpochSampler):
         if ctx.epoch >= self.tau and self.removed is None:
             if self.score == "noise":
                 self.scores = self.pool_scores(ctx)
-                top = torch.argsort(self.scores, descending=True, stable=True)[:self.count]
+                top = most_sensitive(self.scores, self.count)
             else:
                 g = draw_generator(self.seed, self.tau, self.name)
                 top = torch.randperm(len(self.pool), generator=g)[:self.count]

@@ -107,10 +107,12 @@ class Lilac(EpochSampler):
             (1 = no compensation). Default 0.4 (the thesis's best on CIFAR-10/100).
         ac_start: T, the first epoch (0-based) with compensation. Default ``None``: one
             epoch after IL ends (the first epoch all of whose cached predictions come from
-            a pass with every label known), or epoch 1 without IL. Must be at or after the
-            end of IL.
+            a pass with every label known), or epoch 1 without IL. With IL it must be at
+            least ``E * ceil((L - b) / m) + 1`` (refused otherwise).
         pseudo_label: rho, the class index U samples are trained with, or ``"last"`` for
-            L - 1 (the label revealed last). Default ``"last"``.
+            L - 1 (the label revealed last). Default ``"last"``. With IL, rho must be a
+            label revealed in the last interval (>= ``b + m * (ceil((L - b)/m) - 1)``), so
+            that no S sample is trained with it while U is; otherwise refused.
         incremental: run the IL phase. Default ``True`` (``False``: "Only AC").
         compensate: run the AC phase. Default ``True`` (``False``: "Only IL").
 
@@ -125,6 +127,11 @@ class Lilac(EpochSampler):
     previous training pass (train mode, with augmentation, made during epoch e - 1 before
     the step on its batch): no extra forward pass. Samples never trained keep their
     one-hot label. The IL-phase learning rate is the run's.
+
+    Refused at setup: with IL, an in-batch selector (``ctx.trainer.selector`` not the
+    identity: it would drop samples by their loss against the true labels and break the
+    half-S/half-U batches; only AC, ``incremental=False``, may run with one); a rho revealed
+    before IL's last interval (S and U would share it); ``ac_start`` below IL length + 1.
 
     Per-epoch diagnostics: ``revealed`` (k_t), ``u_share`` (share of the loaded samples
     trained with rho), ``compensated_share`` (share of the trained samples given soft
@@ -188,6 +195,12 @@ class Lilac(EpochSampler):
         """T: ``ac_start``, or one epoch after IL ends (epoch 1 without IL)."""
         return self.ac_start if self.ac_start is not None else self.il_epochs(num_classes) + 1
 
+    def last_revealed_first(self, num_classes: int) -> int:
+        """The first label revealed in the last IL interval, ``b + m * (n - 1)`` with
+        ``n = ceil((L - b) / m)`` intervals: labels below it are known during IL."""
+        n = math.ceil((num_classes - self.initial) / self.step)
+        return self.initial + self.step * (n - 1)
+
     @property
     def rho(self) -> int:
         """The pseudo-label of U samples."""
@@ -206,6 +219,25 @@ class Lilac(EpochSampler):
             raise ValueError(f"pseudo_label (rho) must be a class index below {L} or "
                              f"'last', got {self.pseudo_label!r}")
         il = self.il_epochs(L)
+        if self.incremental:
+            last = self.last_revealed_first(L)
+            rho = L - 1 if self.pseudo_label == "last" else int(self.pseudo_label)
+            if rho < last:
+                when = "from the start" if rho < self.initial else (
+                    f"at epoch {self.interval * ((rho - self.initial) // self.step + 1)}")
+                raise ValueError(
+                    f"pseudo_label (rho = {rho}) is revealed {when}, before the IL phase ends, "
+                    f"while U samples are still trained with it, so S and U would share a "
+                    f"label: use a class revealed in the last interval, "
+                    f"pseudo_label in [{last}, {L - 1}], or 'last' (the default)")
+            selector = getattr(ctx.trainer, "selector", None)
+            if selector is not None and not getattr(selector, "identity", True):
+                raise ValueError(
+                    f"LILAC's IL phase cannot run with the in-batch selector "
+                    f"{getattr(selector, 'name', type(selector).__name__)!r}: each batch must "
+                    "train every loaded sample, half S and half U, and a selector that keeps "
+                    "samples by their loss against the true labels breaks that balance. Run "
+                    "LILAC alone, or with incremental=false (only AC) next to the selector")
         if il >= ctx.epochs:
             raise ValueError(
                 f"the IL phase takes {il} epochs (E x ceil((L - b)/m) = {self.interval} x "
@@ -213,9 +245,12 @@ class Lilac(EpochSampler):
                 "raise --epochs, step or initial, or lower interval")
         if self.compensate:
             t = self.first_ac_epoch(L)
-            if t < il:
-                raise ValueError(f"ac_start ({t}) falls inside the IL phase (epochs 0-{il - 1}); "
-                                 f"compensation starts after IL: use ac_start >= {il}")
+            if self.incremental and t < il + 1:
+                raise ValueError(
+                    f"ac_start ({t}) must be at least {il + 1}: the IL phase takes epochs "
+                    f"0-{il - 1}, and in epoch {il} the cached predictions still come from "
+                    f"IL epoch {il - 1} (U samples trained with rho); compensation starts "
+                    f"one epoch after IL: use ac_start >= {il + 1} or leave it unset")
             if t >= ctx.epochs:
                 raise ValueError(f"compensation would start at epoch {t} of a {ctx.epochs}-"
                                  "epoch run, so never: lower ac_start or raise --epochs")
