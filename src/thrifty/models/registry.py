@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -58,11 +59,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}. Give the path of a saved "
                                 "state dict (torch.save(model.state_dict(), path)).")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    return unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def unwrap_state_dict(data: Any) -> Any:
+    """The state dict inside a loaded file: its ``model`` or ``state_dict`` entry (a thrifty
+    or Lightning-style checkpoint), or ``data`` itself (a plain state dict)."""
     for key in ("model", "state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    return state
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+    return data
 
 
 def fitting_tensors(model: nn.Module, state: dict[str, torch.Tensor]

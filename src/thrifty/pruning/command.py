@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from thrifty.models.registry import unwrap_state_dict
 from thrifty.pruning.activations import balanced_subset
 from thrifty.pruning.baselines import baseline_prune
 from thrifty.pruning.core import PruneResult
@@ -49,9 +50,7 @@ def read_source(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, An
             raise FileNotFoundError(f"{path.parent} holds no checkpoint.pt: is it a run folder?")
     data = torch.load(path, map_location="cpu", weights_only=True)
     config = data.get("config") if isinstance(data, dict) else None
-    for key in ("model", "state_dict"):
-        if isinstance(data, dict) and isinstance(data.get(key), dict):
-            data = data[key]
+    data = unwrap_state_dict(data)
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise ValueError(f"{path} holds no state dict (expected tensors by parameter name)")
     return fold_masks(data), config

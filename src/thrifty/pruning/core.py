@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,26 @@ class PruneResult:
     masks: dict[str, torch.Tensor]
     report: dict[str, Any]
     scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class PruneMethod:
+    """The thin class over a pruning function: options checked at construction, then
+    ``prune(model, inputs, labels)``; subclasses set ``config_class`` and ``prune_fn``."""
+
+    config_class: Any
+    prune_fn: Callable[..., PruneResult]
+
+    def __init__(self, **options) -> None:
+        self.config = self.config_class(**options).validate()
+
+    def prune(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor
+              ) -> PruneResult:
+        """Masks and report for ``model`` (see the method's ``*_prune`` function)."""
+        return self.prune_fn(model, inputs, labels, self.config)
+
+    def get_params(self) -> dict:
+        """The hyper-parameters (for reproducible configs)."""
+        return asdict(self.config)
 
 
 def activation_sample(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,

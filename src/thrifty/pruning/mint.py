@@ -43,6 +43,7 @@ from torch import nn
 
 from thrifty.pruning.core import (
     PairScorer,
+    PruneMethod,
     PruneResult,
     activation_sample,
     check_layer_keys,
@@ -151,21 +152,12 @@ def mint_prune(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
                        rho)
 
 
-class MINT:
+class MINT(PruneMethod):
     """MINT as an object: ``MINT(delta=0.645).prune(model, inputs, labels)``.
 
     Args: the fields of :class:`MintConfig` as keywords (checked here).
     """
 
-    def __init__(self, **options) -> None:
-        self.config = MintConfig(**options).validate()
-
-    def prune(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor
-              ) -> PruneResult:
-        """Masks and report for ``model`` (see :func:`mint_prune`)."""
-        return mint_prune(model, inputs, labels, self.config)
-
-    def get_params(self) -> dict:
-        """The hyper-parameters (for reproducible configs)."""
-        return asdict(self.config)
+    config_class = MintConfig
+    prune_fn = staticmethod(mint_prune)
 

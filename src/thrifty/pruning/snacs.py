@@ -49,6 +49,7 @@ from torch import nn
 from thrifty.pruning.activations import balanced_subset
 from thrifty.pruning.core import (
     PairScorer,
+    PruneMethod,
     PruneResult,
     activation_sample,
     check_layer_keys,
@@ -309,20 +310,11 @@ def snacs_prune(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
     return PruneResult(masks, report, eta)
 
 
-class SNACS:
+class SNACS(PruneMethod):
     """SNACS as an object: ``SNACS(tau=0.6).prune(model, inputs, labels)``.
 
     Args: the fields of :class:`SnacsConfig` as keywords (checked here).
     """
 
-    def __init__(self, **options) -> None:
-        self.config = SnacsConfig(**options).validate()
-
-    def prune(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor
-              ) -> PruneResult:
-        """Masks and report for ``model`` (see :func:`snacs_prune`)."""
-        return snacs_prune(model, inputs, labels, self.config)
-
-    def get_params(self) -> dict:
-        """The hyper-parameters (for reproducible configs)."""
-        return asdict(self.config)
+    config_class = SnacsConfig
+    prune_fn = staticmethod(snacs_prune)
