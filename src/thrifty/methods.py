@@ -19,7 +19,7 @@ PLACES = ("reducer", "sampler", "selector")
 
 # Packages whose modules register methods on import (every module in them is imported).
 METHOD_PACKAGES = ["thrifty.offline", "thrifty.sampling", "thrifty.selection",
-                   "thrifty.curriculum", "thrifty.pruning"]
+                   "thrifty.pruning"]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,24 @@
 """Per-epoch samplers: which samples are loaded each epoch (random-adaptive, loss-adaptive,
-InfoBatch) and the ratio schedules they share."""
+InfoBatch, ASSIST epochwise) and the curricula of seed 003 (LILAC: incremental labels and
+adaptive compensation; CAPER: one-shot removal of noise-sensitive samples), with the ratio
+schedules they share."""
 
 from thrifty.sampling.base import RenewingSampler, draw_generator
+from thrifty.sampling.caper import (
+    Caper,
+    feature_layers,
+    feature_shift,
+    layer_channels,
+    layer_sensitivity,
+    most_sensitive,
+    next_consumer,
+    noise_scores,
+    removal_count,
+    top_channels,
+    window_layers,
+)
 from thrifty.sampling.infobatch import InfoBatch, anneal_start
+from thrifty.sampling.lilac import Lilac, balanced_order, compensated_targets
 from thrifty.sampling.loss_adaptive import LossAdaptive, selection_weights, weighted_draw
 from thrifty.sampling.random_adaptive import RandomAdaptive
 from thrifty.sampling.schedules import (
@@ -16,7 +32,10 @@ from thrifty.sampling.schedules import (
 )
 
 __all__ = [
-    "MEAN_OVER", "SHAPES", "EpochRatio", "InfoBatch", "LossAdaptive", "RandomAdaptive",
+    "MEAN_OVER", "SHAPES", "Caper", "EpochRatio", "InfoBatch", "Lilac", "LossAdaptive",
+    "RandomAdaptive", "balanced_order", "compensated_targets", "feature_layers",
+    "feature_shift", "layer_channels", "layer_sensitivity", "most_sensitive",
+    "next_consumer", "noise_scores", "removal_count", "top_channels", "window_layers",
     "RatioSchedule", "RenewingSampler", "anneal_start", "check_ratio", "draw_generator",
     "last_renewal", "selection_weights", "subset_size", "weighted_draw",
 ]

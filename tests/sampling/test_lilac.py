@@ -4,11 +4,11 @@ import pytest
 import torch
 from sampling.conftest import assert_resume_equals_uninterrupted, drive
 
-from thrifty.curriculum import Lilac, balanced_order, compensated_targets
+from thrifty.sampling import Lilac, balanced_order, compensated_targets
 from thrifty.engine import Trainer
 from thrifty.methods import build_method
 
-from . import make_ctx, resume_from_epoch_start
+from .curriculum_helpers import make_ctx, resume_from_epoch_start
 
 LABELS = torch.arange(200) % 10  # 10 classes x 20 samples
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from thrifty.curriculum import (
+from thrifty.sampling import (
     Caper,
     feature_layers,
     feature_shift,
@@ -22,7 +22,7 @@ from thrifty.methods import build_method
 from thrifty.models.small import MLP, SmallCNN
 from thrifty.pruning import filter_sensitivity
 
-from . import make_ctx, resume_from_epoch_start
+from .curriculum_helpers import make_ctx, resume_from_epoch_start
 
 
 class Gated(nn.Module):
