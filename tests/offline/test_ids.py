@@ -189,10 +189,9 @@ def test_gamma_without_the_ids_sampler_is_refused(tiny_config, digits):
 
     for sampler in (None, Other()):
         ids = IDS(alpha=0.5, gamma=0.5, embedder="pixels")
-        trainer = Trainer(tiny_config(epochs=2), train=train, test=test, reducer=ids,
-                          sampler=sampler, log=lambda s: None)
-        with pytest.raises(ValueError, match="sampler=ids.sampler()"):
-            trainer.fit()
+        with pytest.raises(ValueError, match="sampler=ids.sampler()"):  # before any work
+            Trainer(tiny_config(epochs=2), train=train, test=test, reducer=ids,
+                    sampler=sampler, log=lambda s: None)
 
 
 def test_ids_by_name_with_the_snapshot_embedder(tiny_config, digits):

@@ -361,7 +361,7 @@ def test_noise_scores_need_the_engine():
     ctx = make_ctx(labels, epochs=3)
     s = Caper(tau=0, remove=2)
     s.setup(torch.arange(40), ctx)
-    with pytest.raises(ValueError, match="ctx.trainer"):
+    with pytest.raises(ValueError, match="ctx.model"):
         s.begin_epoch(ctx)
 
 

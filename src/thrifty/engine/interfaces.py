@@ -1,47 +1,84 @@
-"""The three places where training data is reduced, as small interfaces with pass-through
-defaults.
+"""The contract between methods and whatever drives them (the engine, a user's own loop,
+later Lightning, Hugging Face and DDP): three places with pass-through defaults and one
+typed context.
 
 1. :class:`Reducer` (offline, before training): which samples exist for the run.
 2. :class:`EpochSampler` (each epoch): which samples are loaded, in which order, with which
    loss weight. A :class:`torch.utils.data.Sampler`, so it also plugs into any DataLoader.
 3. :class:`BatchSelector` (inside a batch): which forwarded samples get a backward pass.
 
-Methods implement one of them and receive a :class:`TrainContext` with the shared
-:class:`~thrifty.engine.record.SampleRecord` and a counted no-grad ``score`` function.
+Methods implement one of them and receive a :class:`TrainContext`: everything a method may
+use (the model, its device, the shared :class:`~thrifty.engine.record.SampleRecord`, counted
+no-grad passes, the run folder, a logger, the labels and classes, the epoch). No method
+sees the driver itself. Optional hooks (``filter_mode``, ``companions``,
+``check_composition``, ``info_``) are declared here with their defaults.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 from torch.utils.data import Sampler
 
 from thrifty.engine.record import SampleRecord
 
+if TYPE_CHECKING:
+    from thrifty.engine.config import RunConfig
+
 ScoreFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+SelectionPassFn = Callable[..., list[Any]]
+WarmupFn = Callable[[nn.Module, int], tuple[nn.Module, dict[str, Any]]]
+
+
+def _unavailable(what: str, way_out: str) -> Callable[..., Any]:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"ctx.{what} is not available here: {way_out}")
+
+    return fail
 
 
 @dataclass
 class TrainContext:
-    """What the engine tells a method.
+    """What a driver tells a method: the whole contract.
+
+    The engine (:class:`~thrifty.engine.loop.Trainer`) fills every field; a driver that
+    cannot offer a service (a user's own loop has no dataset to score) leaves its default,
+    which raises a clear error when used.
 
     Attributes:
         epoch: current epoch, 0-based.
-        epochs: total epochs of the run.
+        epochs: total epochs of the run (0 when unknown).
         record: the shared per-sample record.
         batch_size: the run's training batch size (rho).
         seed: the run's seed.
         generator: a seeded generator for the method's randomness (saved in checkpoints).
-        score: ``score(indices) -> (losses, logits)``: a no-grad forward pass over dataset
-            indices, counted as selection work and stored in the record.
         num_classes: number of classes of the dataset.
         labels: labels of the full training set (CPU long tensor).
-        trainer: the :class:`~thrifty.engine.loop.Trainer` running the method (its
-            ``model``, ``device``, ``train_data``, ``config``), for methods that need more
-            than ``score`` (CAPER's feature capture); ``None`` outside the engine.
+        score: ``score(indices) -> (losses, logits)``: a no-grad forward pass over training
+            samples by dataset index (evaluation view, eval mode), counted as selection work
+            and stored in the record as ``"score"`` losses. Default: unavailable.
+        selection_pass: ``selection_pass(indices, fn, *, forwards=1) -> [fn(batch), ...]``:
+            counted no-grad work over training samples by dataset index, ``fn`` getting a
+            :class:`~thrifty.data.Batch` on ``device`` (CAPER's feature capture).
+            Default: unavailable.
+        model: the model being trained (read it; do not step it). Default ``None``.
+        device: where the model lives. Default CPU.
+        run_dir: the run's folder, for files a method saves with the run (IDS's registry);
+            ``None`` when there is none. Default ``None``.
+        log: prints one line for the user. Default ``print``.
+        classes: class names of the training set, when known. Default ``None``.
+        eval_batch_size: batch size of no-grad passes. Default 256.
+        progress: whether long passes may show progress bars. Default ``True``.
+        config: the run's :class:`~thrifty.engine.config.RunConfig` (its recipe: the
+            snapshot embedder hashes it), ``None`` outside the engine. Default ``None``.
+        warmup: ``warmup(model, epochs) -> (trained_copy, result)``: train a copy of
+            ``model`` for ``epochs`` with the run's recipe and no method (the snapshot
+            embedder). Default: unavailable.
     """
 
     epoch: int
@@ -50,11 +87,37 @@ class TrainContext:
     batch_size: int
     seed: int
     generator: torch.Generator
-    score: ScoreFn
     num_classes: int
     labels: torch.Tensor
-    info: dict[str, Any] = field(default_factory=dict)
-    trainer: Any = None
+    score: ScoreFn = _unavailable(
+        "score", "this driver has no training set to score; run the method in "
+        "thrifty.engine.Trainer, or give it the losses it needs")
+    selection_pass: SelectionPassFn = _unavailable(
+        "selection_pass", "this driver has no training set to pass over; run the method in "
+        "thrifty.engine.Trainer")
+    model: nn.Module | None = None
+    device: torch.device = torch.device("cpu")
+    run_dir: Path | None = None
+    log: Callable[[str], None] = print
+    classes: list[str] | None = None
+    eval_batch_size: int = 256
+    progress: bool = True
+    config: RunConfig | None = None
+    warmup: WarmupFn = _unavailable(
+        "warmup", "this driver cannot train a warm-up copy of the model; give the embedder "
+        "config=RunConfig(...) or use embedder=pixels")
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """The three places of one run, as handed to :meth:`MethodBase.check_composition`."""
+
+    reducer: Reducer
+    sampler: EpochSampler
+    selector: BatchSelector
+
+    def __iter__(self) -> Iterator[MethodBase]:
+        return iter((self.reducer, self.sampler, self.selector))
 
 
 class StatefulMixin:
@@ -69,33 +132,62 @@ class StatefulMixin:
         for k in self._state_attrs:
             setattr(self, k, state[k])
 
+
+
+class MethodBase(StatefulMixin):
+    """The hooks every method of every place has, with their defaults.
+
+    Attributes:
+        name: the method's name in records and tables.
+        loss_kinds: which losses of the record the method reads (``"train"``: training
+            passes, ``"probe"``: in-batch selection forwards, ``"score"``: counted scoring
+            passes over the evaluation view; see :class:`~thrifty.engine.record.SampleRecord`).
+            Default: all of them (the latest loss, whichever pass wrote it).
+    """
+
+    name = "method"
+    loss_kinds: tuple[str, ...] = ("train", "probe", "score")
+
     def epoch_diagnostics(self) -> dict[str, float]:
         """Per-epoch numbers to record with the run (fallback counts, shares). Resets them."""
         return {}
 
+    def companions(self) -> dict[str, MethodBase]:
+        """Pieces this method brings for other places (IDS's easy->hard sampler), by place
+        (``"sampler"``, ``"selector"``). Default: none."""
+        return {}
 
-class Reducer(StatefulMixin):
+    def check_composition(self, pieces: Pieces) -> None:
+        """Refuse (``ValueError``) a run whose other pieces this method cannot work with.
+        Called once before any work. Default: any composition is accepted."""
+
+
+class Reducer(MethodBase):
     """Offline reduction: fit once on the training set, keep ``indices_``.
 
     Subclasses implement :meth:`fit`, which must set ``indices_`` (a sorted CPU long tensor
     of kept dataset indices) and return ``self``. ``fit`` receives the labels of the whole
-    training set, the run's seed, the training dataset and, inside the engine, the
-    :class:`~thrifty.engine.loop.Trainer` itself (``trainer``: its ``config``, ``model``,
-    ``device``, ``train_data``, ``test_data``), e.g. to embed with a warm-up snapshot of the
-    model being trained. Outside the engine ``trainer`` is ``None``.
+    training set, the run's seed, the training dataset and, inside a driver, the run's
+    :class:`TrainContext` (``ctx``: its model, device, run folder, ``warmup``), e.g. to embed
+    with a warm-up snapshot of the model being trained; ``None`` when called by hand.
+
+    Attributes:
+        indices_: the kept dataset indices (after :meth:`fit`).
+        info_: numbers about the preparation (times, cache hits) recorded with the run.
     """
 
     name = "full"
     _state_attrs = ("indices_",)
+    info_: dict[str, float] = {}
 
     def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset: Any = None,
-            trainer: Any = None) -> Reducer:
+            ctx: TrainContext | None = None) -> Reducer:
         """Keep every sample (the pass-through default)."""
         self.indices_ = torch.arange(len(labels))
         return self
 
 
-class EpochSampler(Sampler[int], StatefulMixin):
+class EpochSampler(Sampler[int], MethodBase):
     """Per-epoch sampler: yields the dataset indices to load this epoch.
 
     The pass-through default shuffles the whole pool every epoch, with a generator seeded
@@ -206,16 +298,25 @@ class SelectionInput:
     fresh: bool
 
 
-class BatchSelector(StatefulMixin):
+class BatchSelector(MethodBase):
     """Inside-a-batch selection: which forwarded samples get a backward pass.
 
     The pass-through default (``identity = True``) trains on every sample and lets the
     engine skip the selection machinery entirely.
+
+    Attributes:
+        identity: ``True`` when every forwarded sample is trained (no selection at all).
+        packing: how chosen samples are packed into training batches.
+        filter_mode: the mode of the no-grad selection forward: ``"eval"`` (default;
+            BatchNorm running statistics, no dropout) or ``"train"`` (batch statistics,
+            running statistics left as they were).
+        allow_empty_epoch: see below.
     """
 
     name = "all"
     identity = True
     packing = PackingRule()
+    filter_mode = "eval"
     # True only for methods that may legitimately train nothing in an epoch and report it
     # themselves (e.g. ASSIST starvation with fallback "skip"); otherwise the engine raises.
     allow_empty_epoch = False

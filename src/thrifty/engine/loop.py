@@ -12,16 +12,12 @@ equal those of an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import math
-import os
-import platform
 import signal
-import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-import thrifty
-from thrifty.data import (
-    Batch,
-    TensorData,
-    dataset_labels,
-    eval_view,
-    iterate_batches,
-    load_dataset,
-)
+from thrifty.data import Batch, eval_view, iterate_batches
 from thrifty.engine.accounting import EpochStats, PhaseTimer
+from thrifty.engine.assembly import assemble
 from thrifty.engine.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -49,20 +38,24 @@ from thrifty.engine.checkpoint import (
     write_json,
 )
 from thrifty.engine.config import RunConfig
+from thrifty.engine.forward import no_grad_forward
 from thrifty.engine.interfaces import (
     BatchSelector,
     EpochSampler,
     Reducer,
     SelectionError,
-    SelectionInput,
     TrainContext,
 )
 from thrifty.engine.optim import build_optimizer, build_scheduler
 from thrifty.engine.packing import Packer
 from thrifty.engine.record import SampleRecord
+from thrifty.engine.runtime import environment, resolve_amp, resolve_device
+from thrifty.engine.step import SelectionStep, argmax_correct
 from thrifty.metrics import loss_ratios, loss_statistics
 from thrifty.metrics.energy import make_energy_meter
-from thrifty.models import create_model
+
+__all__ = ["NonFiniteLossError", "Trainer", "TrainingInterrupted", "environment",
+           "resolve_amp", "resolve_device"]
 
 RESULT_FORMAT = "thrifty-run/1"
 
@@ -80,47 +73,6 @@ class TrainingInterrupted(Exception):
         name = signal.Signals(signum).name if signum else "a stop request"
         super().__init__(f"training interrupted by {name}; checkpoint saved to {checkpoint}. "
                          f"Continue with: thrifty train --resume {checkpoint.parent}")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; refuses an unavailable CUDA device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available here; "
-                         "use --device cpu (or auto)")
-    return device
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device`` (``None``: full precision)."""
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return None
-    if amp in ("auto", "fp16"):
-        if device.type != "cuda":
-            raise ValueError("fp16 mixed precision needs a CUDA device; on CPU use --amp bf16 "
-                             "or --amp off")
-        return torch.float16
-    return torch.bfloat16
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    """Where a run ran: versions, CPU/GPU, threads, date."""
-    env = {
-        "thrifty": thrifty.__version__, "python": platform.python_version(),
-        "torch": torch.__version__, "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "device": str(device),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    with contextlib.suppress(Exception):
-        env["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).parent).stdout.strip() or None
-    return env
 
 
 Hook = Callable[["Trainer"], None]
@@ -155,58 +107,29 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
-
-        if train is None or test is None:
-            train, test = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.augment,
-                                       seed=cfg.seed)
-        if isinstance(train, TensorData):
-            train = train.subset(cfg.train_limit, seed=cfg.seed)
-        if isinstance(test, TensorData):
-            test = test.subset(cfg.test_limit, seed=cfg.seed)
-        if len(train) == 0:
-            raise ValueError("the training set is empty")
-        self.train_data, self.test_data = train, test
-        self.labels = dataset_labels(train)
-        self.num_classes = getattr(train, "num_classes", None) or len(train.classes)
-        if model is None:
-            input_shape = tuple(train[0][0].shape) if not isinstance(train, TensorData) \
-                else train.input_shape
-            model = create_model(cfg.model, self.num_classes, input_shape, weights=cfg.weights,
-                                 **cfg.model_args)
-        if cfg.masks:  # retraining a pruned model: masked weights stay zero
-            from thrifty.pruning.masks import apply_masks, load_masks
-
-            apply_masks(model, load_masks(cfg.masks))
-        self.model = model.to(self.device)
+        run = assemble(cfg, train=train, test=test, model=model, reducer=reducer,
+                       sampler=sampler, selector=selector)
+        self.train_data, self.test_data = run.train, run.test
+        self.labels, self.num_classes, self.classes = run.labels, run.num_classes, run.classes
+        self.model = run.model.to(self.device)
         self.optimizer = build_optimizer(self.model, cfg.optimizer, cfg.lr, cfg.momentum,
                                          cfg.nesterov, cfg.weight_decay)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.epochs,
                                          cfg.step_size, cfg.milestones, cfg.gamma)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-
-        if reducer is None and sampler is None and selector is None and cfg.method:
-            from thrifty.methods import build_pieces
-
-            pieces = build_pieces(cfg.method, cfg.method_args)
-            reducer, sampler, selector = (pieces.get(p) for p in ("reducer", "sampler",
-                                                                   "selector"))
-        # `is None`, not `or`: a sampler's truth value is its (still empty) length
-        self.reducer = Reducer() if reducer is None else reducer
-        self.sampler = EpochSampler() if sampler is None else sampler
-        self.selector = BatchSelector() if selector is None else selector
+        self.reducer, self.sampler, self.selector = run.pieces
         self.packer = Packer(cfg.batch_size, self.selector.packing)
-        self.record = SampleRecord(len(train))
+        self.record = SampleRecord(len(self.train_data))
+        # looked up at each call, so that a test may wrap the forward
+        self.step = SelectionStep(self.selector, self.packer, self.record,
+                                  lambda x, y, mode: self._forward_eval(x, y, mode))
         self.aug_generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.method_generator = torch.Generator().manual_seed(cfg.seed + 2)
-        self.ctx = TrainContext(epoch=0, epochs=cfg.epochs, record=self.record,
-                                batch_size=cfg.batch_size, seed=cfg.seed,
-                                generator=self.method_generator, score=self.score,
-                                num_classes=self.num_classes, labels=self.labels,
-                                trainer=self)
+        self.run_dir = Path(cfg.out_dir) / (cfg.run_name or cfg.default_run_name())
+        self.ctx = self._context()
         self.timer = PhaseTimer(self.device)
         self.energy_meter = make_energy_meter(cfg.energy, self.device)
         self.history: list[dict[str, Any]] = []
-        self.run_dir = Path(cfg.out_dir) / (cfg.run_name or cfg.default_run_name())
         self.result: dict[str, Any] = {}
         self.prep_time = 0.0
         self.prep_energy_j = 0.0
@@ -216,6 +139,24 @@ class Trainer:
         self._resume_state: dict[str, Any] | None = None
         self.tracker = None
         self._environment = environment(self.device)  # once per run: it asks git
+
+    def _context(self) -> TrainContext:
+        """The contract the methods see (the trainer itself stays hidden)."""
+        cfg = self.config
+        return TrainContext(
+            epoch=0, epochs=cfg.epochs, record=self.record, batch_size=cfg.batch_size,
+            seed=cfg.seed, generator=self.method_generator, num_classes=self.num_classes,
+            labels=self.labels, score=self.score, selection_pass=self.selection_pass,
+            model=self.model, device=self.device, run_dir=self.run_dir,
+            log=lambda line: self.log(line), classes=self.classes,
+            eval_batch_size=cfg.eval_batch_size, progress=bool(cfg.progress), config=cfg,
+            warmup=self._warmup)
+
+    def _warmup(self, model: nn.Module, epochs: int) -> tuple[nn.Module, dict[str, Any]]:
+        from thrifty.engine.warmup import warm_up
+
+        return warm_up(self.config, model, self.train_data, self.test_data, epochs,
+                       device=self.device, progress=bool(self.config.progress), log=self.log)
 
     # ------------------------------------------------------------------ public API
     @classmethod
@@ -247,37 +188,12 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    @torch.no_grad()
     def _forward_eval(self, x: torch.Tensor, y: torch.Tensor, mode: str = "eval"
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """No-grad forward; returns ``(losses, logits)``; the model's mode is restored after.
-
-        ``mode="eval"`` (default): BatchNorm running statistics are used, not updated; dropout
-        is off. ``mode="train"`` (a selector's ``filter_mode``): the training behaviour,
-        BatchNorm normalising with the batch's own statistics and dropout active, but the
-        running statistics of every normalisation layer (``running_mean``, ``running_var``,
-        ``num_batches_tracked``) are saved before and restored after, so the forward leaves
-        the model as it was.
-        """
-        if mode not in ("eval", "train"):
-            raise ValueError(f"selection forward mode must be 'eval' or 'train', got {mode!r}")
-        was_training = self.model.training
-        saved = [] if mode == "eval" else [
-            (b, b.clone()) for m in self.model.modules()
-            if getattr(m, "track_running_stats", False)
-            for b in (getattr(m, n, None) for n in ("running_mean", "running_var",
-                                                     "num_batches_tracked"))
-            if isinstance(b, torch.Tensor)]
-        self.model.train(mode == "train")
-        try:
-            with self._autocast():
-                logits = self.model(x)
-        finally:
-            for buffer, value in saved:
-                buffer.copy_(value)
-            self.model.train(was_training)
-        losses = F.cross_entropy(logits.float(), y, reduction="none")
-        return losses, logits
+        """No-grad forward of the run's model under its autocast; see
+        :func:`~thrifty.engine.forward.no_grad_forward` (``mode``: ``"eval"`` or the
+        selector's ``"train"``)."""
+        return no_grad_forward(self.model, x, y, mode=mode, autocast=self._autocast)
 
     def selection_pass(self, indices: torch.Tensor, fn: Callable[[Batch], Any], *,
                        forwards: int = 1) -> list[Any]:
@@ -321,7 +237,8 @@ class Trainer:
 
         def forward(b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
             lo, lg = self._forward_eval(b.x, b.y)
-            self.record.update(b.idx, lo, lg.argmax(1) == b.y, self.ctx.epoch, trained=False)
+            self.record.update(b.idx, lo, argmax_correct(lg, b.y), self.ctx.epoch,
+                               trained=False, kind="score")
             return lo.cpu(), lg.float().cpu()
 
         parts = self.selection_pass(indices, forward)
@@ -364,22 +281,9 @@ class Trainer:
         if self.selector.identity:
             self._train_step(batch, stats)
             return
-        if self.selector.needs_forward(self.ctx):
-            with self.timer(stats, "selection_forward"):
-                losses, logits = self._forward_eval(
-                    batch.x, batch.y, getattr(self.selector, "filter_mode", "eval"))
-                self.record.update(batch.idx, losses, logits.argmax(1) == batch.y, stats.epoch,
-                                   trained=False)
-            stats.samples_forwarded += len(batch.idx)
-            sel = SelectionInput(losses.cpu(), logits, batch.y, batch.idx, fresh=True)
-        else:
-            sel = SelectionInput(self.record.loss[batch.idx], None, batch.y, batch.idx,
-                                 fresh=False)
-        with self.timer(stats, "selection_logic"):
-            pos = self.selector.select(sel, self.ctx)
-            pos_dev = pos.to(self.device)
-            ready = self.packer.add(Batch(batch.x[pos_dev], batch.y[pos_dev], batch.idx[pos]))
-        for tb in ready:
+        done = self.step(batch, self.ctx, phase=lambda name: self.timer(stats, name))
+        stats.samples_forwarded += done.forwarded
+        for tb in done.ready:
             self._train_step(tb, stats)
 
     # ------------------------------------------------------------------ evaluation
@@ -423,21 +327,41 @@ class Trainer:
             signal.signal(sig, handler)
         return old
 
+    def _components(self) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]]:
+        """The checkpoint's parts: ``{key: (save, restore)}``, restored in this order (the
+        global RNG last). One table serves :meth:`_state` and :meth:`_restore`."""
+
+        def attr(name: str, cast: Callable[[Any], Any] = lambda v: v):
+            return (lambda: getattr(self, name),
+                    lambda value: setattr(self, name, cast(value)))
+
+        parts: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
+            name: (obj.state_dict, obj.load_state_dict) for name, obj in (
+                ("model", self.model), ("optimizer", self.optimizer),
+                ("scheduler", self.scheduler), ("scaler", self.scaler),
+                ("record", self.record), ("reducer", self.reducer),
+                ("sampler", self.sampler), ("selector", self.selector))}
+        parts["packer"] = (self.packer.state_dict,
+                           lambda state: self.packer.load_state_dict(state, self.device))
+        parts["aug_generator"] = (self.aug_generator.get_state, self.aug_generator.set_state)
+        parts["method_generator"] = (self.method_generator.get_state,
+                                     self.method_generator.set_state)
+        parts["history"] = attr("history", list)
+        parts["prep_time"] = attr("prep_time")
+        parts["prep_energy_j"] = attr("prep_energy_j")
+        parts["rng"] = (rng_state, set_rng_state)
+        return parts
+
+    # absent from checkpoints written before they existed
+    _OPTIONAL_COMPONENTS = ("prep_energy_j",)
+
     def _state(self, epoch: int, position: int | None, order: torch.Tensor | None,
                stats: EpochStats | None) -> dict[str, Any]:
         return {
             "format": 1, "config": self.config.to_dict(), "epoch": epoch,
             "position": position, "order": order,
             "stats": None if stats is None else {**stats.to_dict(), "_loss_sum": stats._loss_sum},
-            "history": self.history, "prep_time": self.prep_time,
-            "prep_energy_j": self.prep_energy_j,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "record": self.record.state_dict(), "reducer": self.reducer.state_dict(),
-            "sampler": self.sampler.state_dict(), "selector": self.selector.state_dict(),
-            "packer": self.packer.state_dict(), "rng": rng_state(),
-            "aug_generator": self.aug_generator.get_state(),
-            "method_generator": self.method_generator.get_state(),
+            **{key: save() for key, (save, _) in self._components().items()},
         }
 
     def _save(self, epoch: int, position: int | None = None, order: torch.Tensor | None = None,
@@ -447,21 +371,9 @@ class Trainer:
         return path
 
     def _restore(self, state: dict[str, Any]) -> tuple[int, int | None, Any, EpochStats | None]:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.record.load_state_dict(state["record"])
-        self.reducer.load_state_dict(state["reducer"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.selector.load_state_dict(state["selector"])
-        self.packer.load_state_dict(state["packer"], self.device)
-        self.aug_generator.set_state(state["aug_generator"])
-        self.method_generator.set_state(state["method_generator"])
-        self.history = list(state["history"])
-        self.prep_time = state["prep_time"]
-        self.prep_energy_j = state.get("prep_energy_j", 0.0)  # absent in older checkpoints
-        set_rng_state(state["rng"])
+        for key, (_, restore) in self._components().items():
+            if key in state or key not in self._OPTIONAL_COMPONENTS:
+                restore(state[key])
         stats = None
         if state["stats"] is not None:
             s = dict(state["stats"])
@@ -510,7 +422,7 @@ class Trainer:
                         "pool_size": len(self.sampler.pool)},
             "methods": {"reducer": self.reducer.name, "sampler": self.sampler.name,
                         "selector": self.selector.name,
-                        "reducer_info": dict(getattr(self.reducer, "info_", {}) or {})},
+                        "reducer_info": dict(self.reducer.info_ or {})},
             "energy": None if self.energy_meter is None else {
                 "source": self.energy_meter.source, "measured": self.energy_meter.measured,
                 "description": self.energy_meter.describe()},
@@ -523,27 +435,14 @@ class Trainer:
     def _fit(self) -> dict[str, Any]:
         cfg = self.config
         self._prepare_run_dir()
+        self.ctx.run_dir = self.run_dir
         if cfg.track != "none":
             from thrifty.engine.tracking import Tracker
 
             self.tracker = Tracker(cfg.track, self.run_dir, cfg.to_dict())
         self.ctx.epoch = 0
         start_epoch, position, order, stats = 0, None, None, None
-        if self._resume_state is None:
-            t0 = time.perf_counter()
-            e0 = self.energy_meter.read() if self.energy_meter else 0.0
-            self.reducer.fit(self.labels, seed=cfg.seed, dataset=self.train_data, trainer=self)
-            self.prep_time = time.perf_counter() - t0
-            if self.energy_meter:
-                self.prep_energy_j = self.energy_meter.read() - e0
-            pool = self.reducer.indices_
-            if self.reducer.name != "full":  # the kept indices travel with the run
-                save_checkpoint(self.run_dir / "subset.pt",
-                                {"reducer": self.reducer.name, "seed": cfg.seed,
-                                 "indices": pool, "train_size": len(self.labels)})
-        else:
-            self.reducer.load_state_dict(self._resume_state["reducer"])
-            pool = self.reducer.indices_
+        pool = self._prepare_pool()
         self.sampler.setup(pool, self.ctx)
         self.selector.setup(self.ctx)
         if self._resume_state is not None:
@@ -573,38 +472,82 @@ class Trainer:
         self._save(cfg.epochs)
         return result
 
+    def _prepare_pool(self) -> torch.Tensor:
+        """The reducer's kept indices: fitted now (timed as preparation, saved as
+        ``subset.pt``), or restored from the checkpoint being resumed."""
+        if self._resume_state is not None:
+            self.reducer.load_state_dict(self._resume_state["reducer"])
+            return self.reducer.indices_
+        t0 = time.perf_counter()
+        e0 = self.energy_meter.read() if self.energy_meter else 0.0
+        self.reducer.fit(self.labels, seed=self.config.seed, dataset=self.train_data,
+                         ctx=self.ctx)
+        self.prep_time = time.perf_counter() - t0
+        if self.energy_meter:
+            self.prep_energy_j = self.energy_meter.read() - e0
+        pool = self.reducer.indices_
+        if self.reducer.name != "full":  # the kept indices travel with the run
+            save_checkpoint(self.run_dir / "subset.pt",
+                            {"reducer": self.reducer.name, "seed": self.config.seed,
+                             "indices": pool, "train_size": len(self.labels)})
+        return pool
+
     def _run_epoch(self, epoch: int, position: int | None, order: torch.Tensor | None,
                    stats: EpochStats | None) -> None:
-        cfg = self.config
+        """One epoch: the sampler's order, the batches, then the epoch's bookkeeping.
+        ``position``/``order``/``stats`` continue an epoch interrupted mid-way."""
         self.ctx.epoch = epoch
-        if stats is None:
-            stats = EpochStats(epoch)
+        stats = stats if stats is not None else EpochStats(epoch)
         self._stats = stats
         # one energy window for the epoch, from before the sampler (which may run a
         # selection forward pass: loss-adaptive, ASSIST epochwise) to the last step
         energy0 = self.energy_meter.read() if self.energy_meter else 0.0
         if order is None:
-            self.sampler.set_epoch(epoch)
-            t0 = time.perf_counter()
-            fwd0 = stats.time["selection_forward"]
-            self.sampler.begin_epoch(self.ctx)
-            order = torch.as_tensor(list(iter(self.sampler)), dtype=torch.long)
-            stats.time["selection_logic"] += (time.perf_counter() - t0
-                                              - (stats.time["selection_forward"] - fwd0))
-            position = 0
-            if len(order) == 0:
-                raise SelectionError(f"sampler {self.sampler.name!r} selected no samples for "
-                                     f"epoch {epoch + 1}; check its ratio")
-        position = position or 0
-        # forward ("raw") batches may be larger than training batches when a selector packs
-        bs = cfg.batch_size if self.selector.identity else (cfg.forward_batch_size
-                                                            or cfg.batch_size)
-        total = math.ceil(len(order) / bs)
+            order, position = self._epoch_order(epoch, stats), 0
+        self._train_batches(epoch, order, position or 0, stats, energy0)
+        if self.energy_meter:
+            stats.energy_j += self.energy_meter.read() - energy0
+        self._check_trained(epoch, stats)
+        self._end_epoch(epoch, stats)
+
+    def _epoch_order(self, epoch: int, stats: EpochStats) -> torch.Tensor:
+        """Ask the sampler for this epoch's indices (its selection logic timed apart from
+        any scoring pass it runs); refuse an empty epoch."""
+        self.sampler.set_epoch(epoch)
+        t0 = time.perf_counter()
+        fwd0 = stats.time["selection_forward"]
+        self.sampler.begin_epoch(self.ctx)
+        order = torch.as_tensor(list(iter(self.sampler)), dtype=torch.long)
+        stats.time["selection_logic"] += (time.perf_counter() - t0
+                                          - (stats.time["selection_forward"] - fwd0))
+        if len(order) == 0:
+            raise SelectionError(f"sampler {self.sampler.name!r} selected no samples for "
+                                 f"epoch {epoch + 1}; check its ratio")
+        return order
+
+    def _forward_batch_size(self) -> int:
+        """Loaded ("raw") batches may be larger than training batches when a selector
+        packs (``--forward-batch-size``)."""
+        cfg = self.config
+        return cfg.batch_size if self.selector.identity else (cfg.forward_batch_size
+                                                              or cfg.batch_size)
+
+    def _loaded_batches(self, order: torch.Tensor, position: int) -> Iterator[Batch]:
+        bs = self._forward_batch_size()
+        return iterate_batches(self.train_data, order[position * bs:].tolist(), bs,
+                               train=True, generator=self.aug_generator, device=self.device,
+                               num_workers=self.config.num_workers)
+
+    def _train_batches(self, epoch: int, order: torch.Tensor, position: int,
+                       stats: EpochStats, energy0: float) -> None:
+        """Every loaded batch from ``position`` on, then the packer's end of epoch; a stop
+        request saves a checkpoint after the current batch and raises
+        :class:`TrainingInterrupted`."""
+        cfg = self.config
+        total = math.ceil(len(order) / self._forward_batch_size())
         bar = tqdm(total=total, initial=position, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not cfg.progress, leave=False, dynamic_ncols=True)
-        batches = iterate_batches(self.train_data, order[position * bs:].tolist(), bs,
-                                  train=True, generator=self.aug_generator, device=self.device,
-                                  num_workers=cfg.num_workers)
+        batches = self._loaded_batches(order, position)
         self.model.train()
         with bar:
             while True:
@@ -623,16 +566,21 @@ class Trainer:
                         stats.energy_j += self.energy_meter.read() - energy0
                     path = self._save(epoch, position, order, stats)
                     raise TrainingInterrupted(self._stop_signal, path)
-            for tb in self.packer.end_epoch():
+            for tb in self.step.end_epoch():
                 self._train_step(tb, stats)
-        if self.energy_meter:
-            stats.energy_j += self.energy_meter.read() - energy0
+
+    def _check_trained(self, epoch: int, stats: EpochStats) -> None:
         if stats.samples_trained == 0 and not self.selector.identity \
                 and not self.selector.allow_empty_epoch:
             raise SelectionError(
                 f"selector {self.selector.name!r} chose no sample in epoch {epoch + 1} "
                 f"({stats.samples_loaded} loaded): training would silently do nothing. "
                 "Loosen its threshold or ratio.")
+
+    def _end_epoch(self, epoch: int, stats: EpochStats) -> None:
+        """Step the schedule, collect the methods' diagnostics, evaluate, record, log and
+        write the result (and the periodic checkpoint)."""
+        cfg = self.config
         stats.lr = self.optimizer.param_groups[0]["lr"]
         with warnings.catch_warnings():
             # an epoch without optimizer steps (a starved selector) still advances the

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from thrifty.engine.interfaces import Reducer
+from thrifty.engine.interfaces import Reducer, TrainContext
 from thrifty.offline.embedders import Embedder, make_embedder
 
 
@@ -46,22 +46,23 @@ class EmbeddingReducer(Reducer):
                                           batch_size=batch_size)
         self.info_: dict[str, float] = {}
 
-    def embed(self, dataset: Any, trainer: Any = None) -> torch.Tensor:
+    def embed(self, dataset: Any, ctx: TrainContext | None = None) -> torch.Tensor:
         """Embed ``dataset``; record ``embed_time`` and the embedder's numbers in ``info_``."""
         if dataset is None:
             raise ValueError(f"{self.name} embeds the training set and needs it: call "
                              "fit(labels, dataset=...) (the engine passes it)")
         t0 = time.perf_counter()
-        z = self.embedder.embed(dataset, trainer)
+        z = self.embedder.embed(dataset, ctx)
         self.info_ = {**{k: float(v) for k, v in self.embedder.info.items()},
                       "embed_time": time.perf_counter() - t0}
         return z
 
 
-def num_classes_of(dataset: Any, trainer: Any) -> int | None:
-    """The number of classes from the trainer, the dataset, or ``None`` when unknown."""
-    if trainer is not None and getattr(trainer, "num_classes", None):
-        return int(trainer.num_classes)
+def num_classes_of(dataset: Any, ctx: TrainContext | None) -> int | None:
+    """The number of classes from the run's context, the dataset, or ``None`` when
+    unknown."""
+    if ctx is not None and ctx.num_classes:
+        return int(ctx.num_classes)
     n = getattr(dataset, "num_classes", None)
     if n:
         return int(n)

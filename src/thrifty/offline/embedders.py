@@ -38,7 +38,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -52,7 +51,10 @@ from tqdm.auto import tqdm
 
 from thrifty.data import TensorData, dataset_labels, iterate_batches
 from thrifty.data.tensor import eval_view
-from thrifty.engine.checkpoint import rng_state, save_checkpoint, set_rng_state
+from thrifty.engine.checkpoint import save_checkpoint
+from thrifty.engine.interfaces import TrainContext
+from thrifty.engine.runtime import resolve_device
+from thrifty.engine.warmup import TrainingInterrupted, warm_up
 from thrifty.models.registry import fitting_tensors, read_state_dict
 
 CACHE_FORMAT = "thrifty-embeddings/1"
@@ -236,37 +238,37 @@ class Embedder(ABC):
         self.cache_file: Path | None = None
 
     # -- settings resolved against the run
-    def _batch_size(self, trainer: Any) -> int:
+    def _batch_size(self, ctx: TrainContext | None) -> int:
         if self.batch_size is not None:
             return self.batch_size
-        return trainer.config.eval_batch_size if trainer is not None else 256
+        return ctx.eval_batch_size if ctx is not None else 256
 
-    def _device(self, trainer: Any) -> torch.device:
+    def _device(self, ctx: TrainContext | None) -> torch.device:
         if self.device is not None:
             return torch.device(self.device)
-        return trainer.device if trainer is not None else torch.device("cpu")
+        return ctx.device if ctx is not None else torch.device("cpu")
 
-    def _progress(self, trainer: Any) -> bool:
+    def _progress(self, ctx: TrainContext | None) -> bool:
         if self.progress is not None:
             return self.progress
-        return bool(trainer.config.progress) if trainer is not None else True
+        return bool(ctx.progress) if ctx is not None else True
 
     # -- to implement
     @abstractmethod
-    def identity(self, dataset: Any, trainer: Any) -> str:
+    def identity(self, dataset: Any, ctx: TrainContext | None) -> str:
         """A string that, with the data fingerprint, determines the embeddings."""
 
     @abstractmethod
-    def compute(self, dataset: Any, trainer: Any) -> torch.Tensor:
+    def compute(self, dataset: Any, ctx: TrainContext | None) -> torch.Tensor:
         """The ``(N, Z)`` embeddings of ``dataset`` (no cache)."""
 
     # -- the cached entry point
-    def cache_key(self, dataset: Any, trainer: Any = None) -> dict[str, str]:
+    def cache_key(self, dataset: Any, ctx: TrainContext | None = None) -> dict[str, str]:
         """The parts of the cache key (all strings)."""
         return {"format": CACHE_FORMAT,
                 "dataset": str(getattr(dataset, "name", type(dataset).__name__)),
                 "size": str(len(dataset)), "data": data_fingerprint(dataset),
-                "embedder": self.name, "identity": self.identity(dataset, trainer)}
+                "embedder": self.name, "identity": self.identity(dataset, ctx)}
 
     def cache_path(self, key: dict[str, str]) -> Path:
         folder = Path(self.cache_dir).expanduser() if self.cache_dir else cache_dir_default()
@@ -286,15 +288,16 @@ class Embedder(ABC):
             return None
         return saved
 
-    def embed(self, dataset: Any, trainer: Any = None) -> torch.Tensor:
+    def embed(self, dataset: Any, ctx: TrainContext | None = None) -> torch.Tensor:
         """The ``(N, Z)`` float32 embeddings of ``dataset``, from the cache when possible.
 
         Args:
             dataset: the training set (in index order).
-            trainer: the :class:`~thrifty.engine.Trainer` inside the engine, else ``None``.
+            ctx: the run's :class:`~thrifty.engine.TrainContext` inside a driver, else
+                ``None``.
         """
         t0 = time.perf_counter()
-        key = self.cache_key(dataset, trainer) if self.cache else None
+        key = self.cache_key(dataset, ctx) if self.cache else None
         path = self.cache_path(key) if key is not None else None
         self.cache_file = path
         saved = self._read_cache(path, key) if path is not None else None
@@ -304,7 +307,7 @@ class Embedder(ABC):
         else:
             c0 = time.perf_counter()
             self.info = {}
-            z = self.compute(dataset, trainer).detach().float().cpu()
+            z = self.compute(dataset, ctx).detach().float().cpu()
             if z.dim() != 2 or len(z) != len(dataset):
                 raise ValueError(f"embedder {self.name!r} returned shape {tuple(z.shape)} for "
                                  f"{len(dataset)} samples; expected (N, Z)")
@@ -336,17 +339,17 @@ class PixelPCAEmbedder(Embedder):
         self.components = int(components)
         self.seed = int(seed)
 
-    def identity(self, dataset: Any, trainer: Any) -> str:
+    def identity(self, dataset: Any, ctx: TrainContext | None) -> str:
         return f"pca{self.components}-seed{self.seed}"
 
-    def compute(self, dataset: Any, trainer: Any) -> torch.Tensor:
+    def compute(self, dataset: Any, ctx: TrainContext | None) -> torch.Tensor:
         from sklearn.decomposition import PCA
 
         if isinstance(dataset, TensorData):
             flat = dataset.x.reshape(len(dataset), -1).float()
         else:
-            flat = embed_dataset(lambda x: x, dataset, batch_size=self._batch_size(trainer),
-                                 progress=self._progress(trainer), desc="reading pixels")
+            flat = embed_dataset(lambda x: x, dataset, batch_size=self._batch_size(ctx),
+                                 progress=self._progress(ctx), desc="reading pixels")
         k = min(self.components, flat.shape[0], flat.shape[1])
         pca = PCA(n_components=k, random_state=self.seed)
         return torch.from_numpy(pca.fit_transform(flat.numpy())).float()
@@ -397,7 +400,7 @@ class TorchvisionEmbedder(Embedder):
         self.weights = Path(weights).expanduser()
         self.size = size
 
-    def identity(self, dataset: Any, trainer: Any) -> str:
+    def identity(self, dataset: Any, ctx: TrainContext | None) -> str:
         return f"{self.arch}-size{self.size}-weights{file_sha256(self.weights)}"
 
     def build_model(self) -> nn.Module:
@@ -426,16 +429,14 @@ class TorchvisionEmbedder(Embedder):
                                                 mode="bilinear", align_corners=False)
         return x
 
-    def compute(self, dataset: Any, trainer: Any) -> torch.Tensor:
-        device = self._device(trainer)
+    def compute(self, dataset: Any, ctx: TrainContext | None) -> torch.Tensor:
+        device = self._device(ctx)
         model = self.build_model().to(device)
         return embed_dataset(lambda x: model(self._prepare(x)), dataset,
-                             batch_size=self._batch_size(trainer), device=device,
-                             progress=self._progress(trainer), desc=f"embedding ({self.arch})")
+                             batch_size=self._batch_size(ctx), device=device,
+                             progress=self._progress(ctx), desc=f"embedding ({self.arch})")
 
 
-# Test samples the warm-up evaluates on (its accuracy is informational only).
-WARMUP_TEST_LIMIT = 2000
 # Config fields that do not change the weights a warm-up produces.
 _NOT_RECIPE = {"out_dir", "run_name", "progress", "method", "method_args", "checkpoint_every",
                "train_stats_every", "num_workers", "threads", "workload", "train_limit",
@@ -446,10 +447,10 @@ class SnapshotEmbedder(Embedder):
     """Download-free default: a warm-up snapshot of the run's own model.
 
     A fresh copy of the run's model (same architecture and initial weights) is trained for
-    ``warmup_epochs`` epochs by a nested :class:`~thrifty.engine.Trainer` built from the run's
-    config (``epochs=warmup_epochs``, no methods, no periodic checkpoints, output in a
-    temporary folder that is deleted afterwards) on the run's training data, evaluated on
-    at most 2,000 test samples (the warm-up accuracy is informational only); its
+    ``warmup_epochs`` epochs by the engine's :func:`~thrifty.engine.warmup.warm_up` (inside a
+    run: ``ctx.warmup``) with the run's config (``epochs=warmup_epochs``, no methods, no
+    periodic checkpoints, output in a temporary folder that is deleted afterwards) on the
+    run's training data, evaluated on at most 2,000 test samples (the warm-up accuracy is informational only); its
     penultimate features (``model.penultimate(x)``, else the input of the last
     ``nn.Linear``) are the embeddings. The global RNG state is restored afterwards, so the
     run itself is the same whether the snapshot came from the cache or was trained.
@@ -484,19 +485,17 @@ class SnapshotEmbedder(Embedder):
         self.model_factory = model_factory
         self.test_data = test_data
 
-    def _device(self, trainer: Any) -> torch.device:
-        if self.device is None and trainer is None and self.config is not None:
-            from thrifty.engine.loop import resolve_device
-
+    def _device(self, ctx: TrainContext | None) -> torch.device:
+        if self.device is None and ctx is None and self.config is not None:
             return resolve_device(self.config.device)
-        return super()._device(trainer)
+        return super()._device(ctx)
 
-    def _initial_model(self, dataset: Any, trainer: Any) -> nn.Module:
+    def _initial_model(self, dataset: Any, ctx: TrainContext | None) -> nn.Module:
         """The model before training: the run's model inside the engine (``fit`` of a
         reducer runs before the first step), else a new one built under the config's seed
         (so that building it twice gives the same weights)."""
-        if trainer is not None:
-            return trainer.model
+        if ctx is not None and ctx.model is not None:
+            return ctx.model
         if self.config is None:
             raise ValueError("the snapshot embedder trains the run's model for a few epochs; "
                              "outside a Trainer give config=RunConfig(...) "
@@ -514,48 +513,36 @@ class SnapshotEmbedder(Embedder):
             return create_model(self.config.model, num_classes, shape,
                                 weights=self.config.weights, **self.config.model_args)
 
-    def identity(self, dataset: Any, trainer: Any) -> str:
-        config = trainer.config if trainer is not None else self.config
-        model = self._initial_model(dataset, trainer)
+    def identity(self, dataset: Any, ctx: TrainContext | None) -> str:
+        config = ctx.config if ctx is not None and ctx.config is not None else self.config
+        model = self._initial_model(dataset, ctx)
         recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_RECIPE}
         recipe.update(warmup_epochs=self.warmup_epochs, model_class=type(model).__name__,
-                      device_type=self._device(trainer).type)
+                      device_type=self._device(ctx).type)
         return _sha(json.dumps(recipe, sort_keys=True, default=str).encode(),
                     state_dict_hash(model.state_dict()).encode())
 
-    def compute(self, dataset: Any, trainer: Any) -> torch.Tensor:
-        from thrifty.engine.loop import Trainer, TrainingInterrupted
-
-        model = copy.deepcopy(self._initial_model(dataset, trainer))
-        if trainer is not None:
-            config, test, log = trainer.config, trainer.test_data, trainer.log
-        else:
-            config, log = self.config, print
-            test = self.test_data if self.test_data is not None else dataset
-        device = self._device(trainer)
-        with tempfile.TemporaryDirectory(prefix="thrifty-snapshot-") as tmp:
-            cfg = dataclasses.replace(
-                config, epochs=self.warmup_epochs, method=[], method_args={},
-                checkpoint_every=0, train_stats_every=-1, out_dir=tmp, run_name="snapshot",
-                train_limit=None, test_limit=min(config.test_limit or WARMUP_TEST_LIMIT,
-                                                 WARMUP_TEST_LIMIT),
-                device=str(device), progress=self._progress(trainer))
-            saved_rng = rng_state()
-            try:
-                warm = Trainer(cfg, train=dataset, test=test, model=model,
-                               log=lambda s: log(f"snapshot warm-up: {s}"))
-                result = warm.fit()
-            except TrainingInterrupted as exc:
-                raise KeyboardInterrupt("interrupted during the snapshot warm-up (preparation "
-                                        "of the offline reduction); nothing to resume, "
-                                        "start the run again") from exc
-            finally:
-                set_rng_state(saved_rng)
+    def compute(self, dataset: Any, ctx: TrainContext | None) -> torch.Tensor:
+        model = copy.deepcopy(self._initial_model(dataset, ctx))
+        device = self._device(ctx)
+        try:
+            if ctx is not None and ctx.config is not None:  # the engine trains it
+                warm, result = ctx.warmup(model, self.warmup_epochs)
+                config = ctx.config
+            else:
+                config = self.config
+                test = self.test_data if self.test_data is not None else dataset
+                warm, result = warm_up(config, model, dataset, test, self.warmup_epochs,
+                                       device=device, progress=self._progress(ctx))
+        except TrainingInterrupted as exc:
+            raise KeyboardInterrupt("interrupted during the snapshot warm-up (preparation "
+                                    "of the offline reduction); nothing to resume, "
+                                    "start the run again") from exc
         self.info.update(warmup_accuracy=float(result["final"]["test_accuracy"]),
                          warmup_train_time=float(result["final"]["train_time"]))
-        model = warm.model.eval()
-        return embed_dataset(penultimate_fn(model), dataset, batch_size=self._batch_size(trainer),
-                             device=device, progress=self._progress(trainer),
+        warm = warm.eval()
+        return embed_dataset(penultimate_fn(warm), dataset, batch_size=self._batch_size(ctx),
+                             device=device, progress=self._progress(ctx),
                              desc="embedding (snapshot)", num_workers=config.num_workers)
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from thrifty.engine.checkpoint import save_checkpoint
-from thrifty.engine.interfaces import EpochSampler, TrainContext
+from thrifty.engine.interfaces import EpochSampler, Pieces, TrainContext
 from thrifty.methods import register_method
 from thrifty.offline.base import EmbeddingReducer, num_classes_of
 from thrifty.offline.common import (
@@ -331,12 +331,13 @@ class IDS(EmbeddingReducer):
         ``gamma``, else nothing."""
         return {} if self.gamma is None else {"sampler": self.sampler()}
 
-    def _check_run_sampler(self, trainer: Any) -> None:
-        s = getattr(trainer, "sampler", None)
+    def check_composition(self, pieces: Pieces) -> None:
+        """With ``gamma``, the run's sampler must be this reducer's own :meth:`sampler`."""
+        s = pieces.sampler
         if self.gamma is not None and not (isinstance(s, IDSSampler) and s.source is self):
             raise ValueError(
                 f"IDS with gamma={self.gamma} switches subsets per epoch through its own "
-                f"sampler, but this run's sampler is {getattr(s, 'name', s)!r}. In Python pass "
+                f"sampler, but this run's sampler is {s.name!r}. In Python pass "
                 "Trainer(..., reducer=ids, sampler=ids.sampler()); a run built by method name "
                 "gets it from IDS.companions() (so 'ids' with gamma cannot be combined with "
                 "another sampler method)")
@@ -354,7 +355,7 @@ class IDS(EmbeddingReducer):
         return self
 
     def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset: Any = None,
-            trainer: Any = None) -> IDS:
+            ctx: TrainContext | None = None) -> IDS:
         """Build (or load) the registry and keep the subset; see the class docstring.
 
         Labels are checked before any embedding (a bad label never costs a warm-up).
@@ -363,12 +364,12 @@ class IDS(EmbeddingReducer):
             labels: class of every training sample (used when ``per_class``).
             seed: the run's seed (unused: the embedder carries its own). Default 0.
             dataset: the training set; needed unless ``registry`` is given. Default ``None``.
-            trainer: the :class:`~thrifty.engine.Trainer` inside the engine. Default ``None``.
+            ctx: the run's :class:`~thrifty.engine.TrainContext` inside a driver (the
+                snapshot embedder trains through it; the registry is saved in its
+                ``run_dir``). Default ``None``.
         """
         t0 = time.perf_counter()
-        if trainer is not None:
-            self._check_run_sampler(trainer)
-        n_classes = num_classes_of(dataset, trainer)
+        n_classes = num_classes_of(dataset, ctx)
         if self.per_class:  # refuse bad labels before the expensive embedding
             labels = check_labels(labels, n_classes)
         if self.registry is not None:
@@ -381,7 +382,7 @@ class IDS(EmbeddingReducer):
                 self.info_["registry_prep_time"] = float(registry.meta["prep_time"])
             self.info_["prep_time"] = time.perf_counter() - t0
         else:
-            z = self.embed(dataset, trainer)
+            z = self.embed(dataset, ctx)
             t1 = time.perf_counter()
             registry = IDSRegistry.build(
                 z, labels, per_class=self.per_class, num_classes=n_classes,
@@ -394,8 +395,8 @@ class IDS(EmbeddingReducer):
                                  embed_time=self.info_.get("embed_time", 0.0),
                                  cache_hit=self.info_.get("cache_hit", 0.0))
         self.apply(registry)
-        if trainer is not None:
-            registry.save(Path(trainer.run_dir) / REGISTRY_FILE)
+        if ctx is not None and ctx.run_dir is not None:
+            registry.save(Path(ctx.run_dir) / REGISTRY_FILE)
         return self
 
     def _load_registry(self, labels: Any, dataset: Any) -> IDSRegistry:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from thrifty.engine.interfaces import Reducer
+from thrifty.engine.interfaces import Reducer, TrainContext
 from thrifty.methods import register_method
 from thrifty.offline.common import check_alpha, check_class_labels, keep_count
 
@@ -85,14 +85,14 @@ class RPC(Reducer):
         self.seed = seed
 
     def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset: Any = None,
-            trainer: Any = None) -> RPC:
+            ctx: TrainContext | None = None) -> RPC:
         """Draw the subset.
 
         Args:
             labels: class of every sample (non-negative).
             seed: the run's seed, used unless ``seed`` was given. Default 0.
             dataset: unused. Default ``None``.
-            trainer: unused. Default ``None``.
+            ctx: unused. Default ``None``.
         """
         self.indices_ = random_per_class(labels, self.alpha, seed if self.seed is None
                                          else self.seed)
@@ -115,14 +115,14 @@ class RPD(Reducer):
         self.seed = seed
 
     def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset: Any = None,
-            trainer: Any = None) -> RPD:
+            ctx: TrainContext | None = None) -> RPD:
         """Draw the subset (only the number of labels is used).
 
         Args:
             labels: one entry per sample (their values are ignored).
             seed: the run's seed, used unless ``seed`` was given. Default 0.
             dataset: unused. Default ``None``.
-            trainer: unused. Default ``None``.
+            ctx: unused. Default ``None``.
         """
         self.indices_ = random_per_dataset(len(labels), self.alpha,
                                            seed if self.seed is None else self.seed)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from thrifty.engine.interfaces import TrainContext
 from thrifty.methods import register_method
 from thrifty.offline.base import EmbeddingReducer, num_classes_of
 from thrifty.offline.common import (
@@ -174,18 +175,19 @@ class SSP(EmbeddingReducer):
         self.scores_ = torch.empty(0)
 
     def fit(self, labels: torch.Tensor, *, seed: int = 0, dataset: Any = None,
-            trainer: Any = None) -> SSP:
+            ctx: TrainContext | None = None) -> SSP:
         """Embed, cluster, score and keep; see the class docstring.
 
         Args:
             labels: class of every sample (only counted for the default ``k``).
             seed: the run's seed, the k-means seed unless ``seed`` was given. Default 0.
             dataset: the training set to embed (required). Default ``None``.
-            trainer: the :class:`~thrifty.engine.Trainer` inside the engine. Default ``None``.
+            ctx: the run's :class:`~thrifty.engine.TrainContext` inside a driver (the
+                snapshot embedder trains through it). Default ``None``.
         """
         t0 = time.perf_counter()
-        k = self.k or num_classes_of(dataset, trainer) or len(torch.unique(torch.as_tensor(labels)))
-        z = self.embed(dataset, trainer)
+        k = self.k or num_classes_of(dataset, ctx) or len(torch.unique(torch.as_tensor(labels)))
+        z = self.embed(dataset, ctx)
         t1 = time.perf_counter()
         self.scores_, _, used = ssp_scores(z, k, seed=seed if self.seed is None else self.seed,
                                            backend=self.backend, normalize=self.normalize)

@@ -381,19 +381,19 @@ class Caper(EpochSampler):
         self.removed = self.scores = None
 
     def pool_scores(self, ctx: TrainContext) -> torch.Tensor:
-        """xi of every pool sample with the engine's model (counted selection forwards)."""
-        trainer = ctx.trainer
-        if trainer is None:
-            raise ValueError("CAPER's noise scores need the engine's model and data "
-                             "(ctx.trainer); outside the engine use feature_shift and "
+        """xi of every pool sample with the run's model (counted selection forwards)."""
+        model = ctx.model
+        if model is None:
+            raise ValueError("CAPER's noise scores need the run's model and a counted pass "
+                             "over its data (ctx.model, ctx.selection_pass): run it in "
+                             "thrifty.engine.Trainer; elsewhere use feature_shift and "
                              "noise_scores, or score='random'")
-        model = trainer.model
         layers = self.layers or window_layers(model, self.window)
         # one pool sample, to trace which layer consumes each read layer's output
-        example = trainer.selection_pass(self.pool[:1], lambda b: b.x, forwards=0)[0]
+        example = ctx.selection_pass(self.pool[:1], lambda b: b.x, forwards=0)[0]
         chosen = {n: layer_channels(model, n, self.channels, example) for n in layers}
         g = draw_generator(self.seed, self.tau, self.name)
-        parts = trainer.selection_pass(
+        parts = ctx.selection_pass(
             self.pool, lambda b: feature_shift(model, b.x, layers, self.noise_std, g),
             forwards=2)
         shifts = {n: torch.cat([p[n] for p in parts]) for n in layers}

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from thrifty.engine.interfaces import EpochSampler, TrainContext
+from thrifty.engine.interfaces import EpochSampler, Pieces, TrainContext
 from thrifty.methods import register_method
 from thrifty.sampling.base import draw_generator
 
@@ -128,8 +128,8 @@ class Lilac(EpochSampler):
     the step on its batch): no extra forward pass. Samples never trained keep their
     one-hot label. The IL-phase learning rate is the run's.
 
-    Refused at setup: with IL, an in-batch selector (``ctx.trainer.selector`` not the
-    identity: it would drop samples by their loss against the true labels and break the
+    Refused before any work (:meth:`check_composition`): with IL, an in-batch selector (not
+    the identity: it would drop samples by their loss against the true labels and break the
     half-S/half-U batches; only AC, ``incremental=False``, may run with one); a rho revealed
     before IL's last interval (S and U would share it); ``ac_start`` below IL length + 1.
 
@@ -207,6 +207,16 @@ class Lilac(EpochSampler):
         return self.num_classes - 1 if self.pseudo_label == "last" else int(self.pseudo_label)
 
     # ------------------------------------------------------------------ engine hooks
+    def check_composition(self, pieces: Pieces) -> None:
+        """With IL, refuse an in-batch selector: each batch must train every loaded sample."""
+        if self.incremental and not pieces.selector.identity:
+            raise ValueError(
+                f"LILAC's IL phase cannot run with the in-batch selector "
+                f"{pieces.selector.name!r}: each batch must "
+                "train every loaded sample, half S and half U, and a selector that keeps "
+                "samples by their loss against the true labels breaks that balance. Run "
+                "LILAC alone, or with incremental=false (only AC) next to the selector")
+
     def setup(self, pool: torch.Tensor, ctx: TrainContext) -> None:
         super().setup(pool, ctx)
         L = ctx.num_classes
@@ -230,14 +240,6 @@ class Lilac(EpochSampler):
                     f"while U samples are still trained with it, so S and U would share a "
                     f"label: use a class revealed in the last interval, "
                     f"pseudo_label in [{last}, {L - 1}], or 'last' (the default)")
-            selector = getattr(ctx.trainer, "selector", None)
-            if selector is not None and not getattr(selector, "identity", True):
-                raise ValueError(
-                    f"LILAC's IL phase cannot run with the in-batch selector "
-                    f"{getattr(selector, 'name', type(selector).__name__)!r}: each batch must "
-                    "train every loaded sample, half S and half U, and a selector that keeps "
-                    "samples by their loss against the true labels breaks that balance. Run "
-                    "LILAC alone, or with incremental=false (only AC) next to the selector")
         if il >= ctx.epochs:
             raise ValueError(
                 f"the IL phase takes {il} epochs (E x ceil((L - b)/m) = {self.interval} x "

@@ -8,32 +8,27 @@
             loss_fn(model(xb), yb).backward()
             opt.step()
 
-The helper reuses the selector classes and :class:`~thrifty.engine.Packer`: it runs the
-no-grad selection forward in eval mode, lets the selector choose, packs the chosen samples
-into full training batches and yields them. For finer control call :meth:`step` per
+The helper runs the engine's own selection step (:class:`~thrifty.engine.SelectionStep`):
+the no-grad selection forward in the selector's ``filter_mode`` (eval by default), the
+record, the selector's choice, and the packing of the chosen samples into full training
+batches, which it yields. For finer control call :meth:`step` per
 loader batch and :meth:`end_epoch` at the end of each epoch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from thrifty.data.tensor import Batch
-from thrifty.engine.interfaces import BatchSelector, SelectionInput, TrainContext
+from thrifty.engine.forward import LossFn, cross_entropy_losses, no_grad_forward
+from thrifty.engine.interfaces import BatchSelector, TrainContext
 from thrifty.engine.packing import Packer
 from thrifty.engine.record import SampleRecord
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _no_score(indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    raise RuntimeError("OnlineSelection has no dataset to score: this selector needs the "
-                       "engine (thrifty.engine.Trainer)")
+from thrifty.engine.step import SelectionStep, argmax_correct
 
 
 class OnlineSelection:
@@ -66,34 +61,30 @@ class OnlineSelection:
         self.selector = selector
         self.packer = Packer(batch_size, selector.packing)
         self.record = SampleRecord(num_samples) if num_samples else None
-        self.loss_fn = loss_fn or (lambda logits, y: F.cross_entropy(logits, y,
-                                                                      reduction="none"))
+        self.loss_fn = loss_fn or cross_entropy_losses
         self.epoch = 0
         self.forwarded = self.selected = self.trained = 0
         self.diagnostics: dict[str, float] = {}
         self.ctx = TrainContext(
             epoch=0, epochs=epochs, record=self.record, batch_size=batch_size, seed=seed,
-            generator=torch.Generator().manual_seed(seed), score=_no_score, num_classes=0,
+            generator=torch.Generator().manual_seed(seed), num_classes=0,
             labels=torch.empty(0, dtype=torch.long))
+        self._model: nn.Module | None = None
+        self._step = SelectionStep(selector, self.packer, self.record, self._forward,
+                                   correct=argmax_correct if loss_fn is None else None)
         selector.setup(self.ctx)
 
-    @torch.no_grad()
-    def _forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
+    def _forward(self, x: torch.Tensor, y: torch.Tensor, mode: str
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        was_training = model.training
-        model.eval()
-        try:
-            logits = model(x)
-        finally:
-            model.train(was_training)
-        return self.loss_fn(logits.float(), y).float().cpu(), logits
+        losses, logits = no_grad_forward(self._model, x, y, mode=mode, loss_fn=self.loss_fn)
+        return losses.float().cpu(), logits
 
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
              idx: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Select from one loader batch; yield the training batches ``(x, y)`` now full.
 
         Args:
-            model: the model (put back in its own mode after the eval-mode forward).
+            model: the model (put back in its own mode after the selection forward).
             x, y: the loader batch.
             idx: dataset indices of the batch (any integer tensor or list). Required when
                 ``num_samples`` was given. Default ``None``.
@@ -103,26 +94,12 @@ class OnlineSelection:
             raise ValueError("OnlineSelection keeps per-sample losses: pass idx= (the dataset "
                              "indices of the batch) to step()")
         key = torch.arange(n) if idx is None else torch.as_tensor(idx).long().cpu()
-        if self.selector.identity:
-            self.selected += n
-            self.trained += n
-            yield x, y
-            return
-        logits = None
-        fresh = self.selector.needs_forward(self.ctx)
-        if fresh:
-            losses, logits = self._forward(model, x, y)
-            self.forwarded += n
-            if self.record is not None:
-                self.record.update(key, losses, None, self.epoch, trained=False)
-        elif self.record is not None:
-            losses = self.record.loss[key]
-        else:
-            losses = torch.full((n,), float("nan"))
-        pos = self.selector.select(SelectionInput(losses, logits, y, key, fresh), self.ctx)
-        self.selected += len(pos)
-        dev = pos.to(x.device)
-        for b in self.packer.add(Batch(x[dev], y[pos.to(y.device)], key[pos])):
+        self._model = model
+        self.ctx.model = model
+        done = self._step(Batch(x, y, key), self.ctx)
+        self.forwarded += done.forwarded
+        self.selected += done.selected
+        for b in done.ready:
             self.trained += len(b.y)
             yield b.x, b.y
 

@@ -1,0 +1,117 @@
+"""The run's assembly, apart from the loop: data, model, masks and the three places' methods.
+
+:func:`assemble` turns a :class:`~thrifty.engine.config.RunConfig` plus whatever the caller
+gives (its own datasets, model or method objects) into an :class:`Assembly` the loop runs.
+Method names are resolved through the one registry (:mod:`thrifty.methods`), the only
+module that knows every method; no engine module imports a method package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from thrifty.data import TensorData, dataset_labels, load_dataset
+from thrifty.engine.config import RunConfig
+from thrifty.engine.interfaces import BatchSelector, EpochSampler, Pieces, Reducer
+from thrifty.models import create_model
+
+
+@dataclass
+class Assembly:
+    """What a run is made of.
+
+    Attributes:
+        train, test: the datasets (limits applied).
+        labels: labels of the training set (CPU long tensor).
+        num_classes: number of classes.
+        classes: class names, when the dataset has them.
+        model: the model (masks applied, still on the CPU unless the caller moved it).
+        pieces: the reducer, sampler and selector (pass-through defaults fill the gaps).
+    """
+
+    train: Any
+    test: Any
+    labels: torch.Tensor
+    num_classes: int
+    classes: list[str] | None
+    model: nn.Module
+    pieces: Pieces
+
+
+def infer_classes(train: Any, labels: torch.Tensor) -> tuple[int, list[str] | None]:
+    """``(num_classes, class names or None)`` of a training set: its ``num_classes`` or
+    ``classes`` attribute, else inferred from the labels (largest label + 1)."""
+    classes = getattr(train, "classes", None)
+    classes = [str(c) for c in classes] if classes is not None else None
+    n = getattr(train, "num_classes", None) or (len(classes) if classes else None)
+    if not n:
+        if labels.numel() == 0 or labels.dim() != 1:
+            raise ValueError(
+                f"cannot tell how many classes {type(train).__name__} has: give it a "
+                "`classes` list or a `num_classes` attribute (its `targets` are "
+                f"{tuple(labels.shape)}-shaped)")
+        if int(labels.min()) < 0:
+            raise ValueError(f"{type(train).__name__} has negative labels "
+                             f"(min {int(labels.min())}); labels must be 0..C-1")
+        n = int(labels.max()) + 1
+    return int(n), classes
+
+
+def _input_shape(train: Any) -> tuple[int, ...]:
+    return train.input_shape if isinstance(train, TensorData) else tuple(train[0][0].shape)
+
+
+def build_pieces_by_name(config: RunConfig) -> dict[str, Any]:
+    """The methods named in ``config.method`` (with ``config.method_args``), by place."""
+    from thrifty.methods import build_pieces  # the registry sits above the engine
+
+    return build_pieces(config.method, config.method_args)
+
+
+def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
+             model: nn.Module | None = None, reducer: Reducer | None = None,
+             sampler: EpochSampler | None = None, selector: BatchSelector | None = None
+             ) -> Assembly:
+    """Build everything a run needs that the caller did not give.
+
+    The global RNG should be seeded before (the model's initial weights come from it).
+
+    Args:
+        config: the validated run config.
+        train, test: datasets; loaded from ``config.dataset`` when either is ``None``.
+        model: the model; built from ``config.model`` when ``None``.
+        reducer, sampler, selector: method objects; built from ``config.method`` when all
+            three are ``None``, else pass-through defaults fill the gaps.
+    """
+    if train is None or test is None:
+        train, test = load_dataset(config.dataset, config.data_root, config.download,
+                                   config.augment, seed=config.seed)
+    if isinstance(train, TensorData):
+        train = train.subset(config.train_limit, seed=config.seed)
+    if isinstance(test, TensorData):
+        test = test.subset(config.test_limit, seed=config.seed)
+    if len(train) == 0:
+        raise ValueError("the training set is empty")
+    labels = dataset_labels(train)
+    num_classes, classes = infer_classes(train, labels)
+    if model is None:
+        model = create_model(config.model, num_classes, _input_shape(train),
+                             weights=config.weights, **config.model_args)
+    if config.masks:  # retraining a pruned model: masked weights stay zero
+        from thrifty.pruning.masks import apply_masks, load_masks
+
+        apply_masks(model, load_masks(config.masks))
+    if reducer is None and sampler is None and selector is None and config.method:
+        named = build_pieces_by_name(config)
+        reducer, sampler, selector = (named.get(p) for p in ("reducer", "sampler", "selector"))
+    # `is None`, not `or`: a sampler's truth value is its (still empty) length
+    pieces = Pieces(Reducer() if reducer is None else reducer,
+                    EpochSampler() if sampler is None else sampler,
+                    BatchSelector() if selector is None else selector)
+    for method in pieces:
+        method.check_composition(pieces)
+    return Assembly(train, test, labels, num_classes, classes, model, pieces)
