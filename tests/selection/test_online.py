@@ -111,3 +111,24 @@ def test_state_dict_round_trip(tmp_path, digits):
     assert len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a[:-1], b[:-1]))
     assert a[-1] == b[-1]
     torch.testing.assert_close(online.record.loss, copy.record.loss, equal_nan=True)
+
+
+def test_online_selection_honours_the_selectors_filter_mode(digits):
+    """The same selection step as the engine: ASSIST with filter_mode="train" forwards in
+    train mode (batch statistics) and leaves the running statistics as they were."""
+    from thrifty.selection.assist import AssistSelector
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                          nn.Linear(16, 10))
+    modes = []
+    model.register_forward_hook(lambda m, i, o: modes.append(m.training))
+    x, y = digits[0].x[:64], digits[0].y[:64]
+    for mode in ("eval", "train"):
+        model.eval()
+        running = model[2].running_mean.clone()
+        online = OnlineSelection(AssistSelector(filter_mode=mode), batch_size=16)
+        list(online.step(model, x, y))
+        assert modes[-1] == (mode == "train") and not model.training
+        assert torch.equal(model[2].running_mean, running)
+        assert online.forwarded == 64
