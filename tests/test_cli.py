@@ -103,3 +103,30 @@ def test_reduce_builds_registry_prints_balance_and_plots(tmp_path, capsys, monke
     assert rc == 0
     result = json.loads((tmp_path / "runs" / "r" / "result.json").read_text())
     assert result["dataset"]["pool_size"] == summary["kept"]
+
+
+def test_methods_groups_every_method_under_its_place(capsys):
+    from thrifty.methods import PLACES, available_methods
+
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headers = {line.split(":")[0]: i for i, line in enumerate(lines)
+               if line and not line.startswith(" ")}
+    assert list(headers) == list(PLACES)
+    assert "thrifty prune --method NAME" in lines[headers["pruner"]]
+    assert "thrifty train --method NAME" in lines[headers["reducer"]]
+    bounds = [*headers.values(), len(lines)]
+    for place, start, end in zip(PLACES, bounds, bounds[1:]):
+        names = [line.split()[0] for line in lines[start + 1:end] if line.strip()]
+        assert names == [n for n, s in available_methods().items() if s.place == place]
+    for name in ("mint", "snacs", "magnitude", "random"):
+        assert any(line.split()[:2] == [name, "pruner"] for line in lines)
+
+
+def test_train_refuses_a_pruner_before_any_work(tmp_path, capsys):
+    rc = main(["train", "--workload", "digits-mlp", "--method", "mint", "--out-dir",
+               str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "'mint' is a pruner" in err
+    assert "thrifty prune --method mint --from RUN --out DIR" in err
+    assert not any(tmp_path.iterdir())  # refused before the run folder or any data

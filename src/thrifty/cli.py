@@ -3,7 +3,7 @@
     thrifty train [--config FILE] [--workload fmnist-cnn] [--method NAME --method-arg K=V] ...
     thrifty train --resume runs/NAME
     thrifty methods
-    thrifty prune --method mint|snacs|magnitude|random --from RUN --out DIR
+    thrifty prune --method PRUNER --from RUN --out DIR
     thrifty demo
 
 Every :class:`~thrifty.engine.config.RunConfig` field is a ``train`` flag; a config file
@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(a run folder or its checkpoint.pt); other options are ignored")
     add_config_arguments(train)
 
-    sub.add_parser("methods", help="list the data-reduction methods and where they act")
+    sub.add_parser("methods", help="list the methods (data reduction and pruning) by the "
+                   "place they act in")
 
     reduce = sub.add_parser(
         "reduce", help="build and inspect an IDS registry (offline reduction) for a dataset",
@@ -161,26 +162,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_prune_parser(sub) -> None:
-    """The ``prune`` subcommand: single-shot pruning of a trained model (seed 003)."""
-    from thrifty.pruning.command import METHODS
+    """The ``prune`` subcommand: single-shot pruning of a trained model (seed 003).
 
+    The pruner names and their options are resolved through the method registry when the
+    command runs (:mod:`thrifty.methods`, place ``pruner``), not here.
+
+    Args:
+        sub: the subparsers of the ``thrifty`` parser.
+    """
     prune = sub.add_parser(
-        "prune", help="prune a trained model once (MINT, SNACS, or the magnitude/random "
-        "baselines) and write masks to retrain with",
+        "prune", help="prune a trained model once with a pruner (see `thrifty methods`) and "
+        "write masks to retrain with",
         description="Read a trained model, score its connections and write OUT/masks.pt, "
         "OUT/weights.pt and OUT/prune.json, then print a per-layer table and the `thrifty "
         "train --weights ... --masks ...` command that retrains it once.")
-    prune.add_argument("--method", required=True, choices=list(METHODS),
-                       help="mint, snacs, or the magnitude/random baselines")
+    prune.add_argument("--method", required=True, metavar="NAME",
+                       help="a pruner by name (`thrifty methods` lists them under pruner)")
     prune.add_argument("--from", dest="source", required=True, metavar="PATH",
                        help="a run folder (runs/NAME), its checkpoint.pt, or a weights file "
                        "(state dict; then give --workload or --model/--dataset)")
     prune.add_argument("--method-arg", action="append", dest="method_args", type=_parse_kv,
                        default=[], metavar="KEY=VALUE",
-                       help="a hyper-parameter, e.g. delta=0.6, groups=16, tau=0.5, "
-                       "gamma=0.7, sparsity=0.5, match=DIR/prune.json, skip=fc2 or "
-                       "skip=[fc1,fc2], gamma=\"{fc1: 0.5, fc2: 0.3}\" (repeatable; values "
-                       "are YAML; see docs/methods/mint.md and snacs.md for every option)")
+                       help="a hyper-parameter of the pruner, e.g. delta=0.6, "
+                       "sparsity=0.5, match=DIR/prune.json, skip=fc2 or skip=[fc1,fc2], "
+                       "gamma=\"{fc1: 0.5, fc2: 0.3}\" (repeatable; values are YAML; a wrong "
+                       "name lists the pruner's options; see docs/methods/NAME.md)")
     prune.add_argument("--out", metavar="DIR", help="output folder (default: prune/METHOD)")
     for flag, kw in (("--workload", {"choices": list(WORKLOADS)}), ("--model", {}),
                      ("--dataset", {}), ("--data-root", {})):
@@ -213,6 +219,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from thrifty.engine import Trainer, TrainingInterrupted, make_config
+    from thrifty.methods import training_methods
 
     if args.resume:
         trainer = Trainer.resume(args.resume)
@@ -223,6 +230,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if key in overrides:
                 overrides[key] = dict(overrides[key])
         cfg = make_config(overrides, args.config)
+        training_methods(cfg.method)  # unknown names and pruners: refused before any data
         trainer = Trainer(cfg)
     try:
         result = trainer.fit()
@@ -325,30 +333,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_methods() -> int:
-    from thrifty.methods import available_methods
+    """Print every registered method, grouped by place, with what the place does."""
+    from thrifty.methods import PLACE_COMMANDS, PLACE_NOTES, PLACES, available_methods
 
     methods = available_methods()
     width = max(map(len, methods)) + 2
-    for name, spec in methods.items():
-        print(f"{name:<{width}}{spec.place:<10}{spec.summary}")
-    print("\nsingle-shot pruning after training (thrifty prune --method NAME --from RUN "
-          "--out DIR):")
-    for name, summary in PRUNE_METHODS.items():
-        print(f"  {name:<11}{summary}")
+    groups = [(place, [s for s in methods.values() if s.place == place]) for place in PLACES]
+    blocks = []
+    for place, specs in groups:
+        if specs:
+            lines = [f"{place}: {PLACE_NOTES[place]} ({PLACE_COMMANDS[place]})"]
+            lines += [f"  {s.name:<{width}}{s.place:<10}{s.summary}" for s in specs]
+            blocks.append("\n".join(lines))
+    print("\n\n".join(blocks))
     return 0
-
-
-#: one-line summaries of the `thrifty prune` methods, for `thrifty methods`
-PRUNE_METHODS = {
-    "mint": "conditional MI (MST estimator) between filter groups of adjacent layers; cut "
-            "below a quantile delta, at most gamma per layer (docs/methods/mint.md)",
-    "snacs": "hash-estimated MI x phi(weight), per-layer limits from SVM accuracies matched "
-             "to a sparsity tau, optional sensitivity protection (docs/methods/snacs.md)",
-    "magnitude": "baseline: cut the smallest-L1 connections at a sparsity or the shares of a "
-                 "prune.json (match=)",
-    "random": "baseline: cut random connections at a sparsity or the shares of a prune.json "
-              "(match=)",
-}
 
 
 # The demo compares the baseline with these runs, in this order of preference; those whose

@@ -1,40 +1,89 @@
-"""The registry of data-reduction methods by name.
+"""The registry of methods by name: data-reduction methods and single-shot pruners.
 
 Each method lives in one file and registers itself here with the place it acts in:
-``reducer`` (offline), ``sampler`` (per epoch) or ``selector`` (inside a batch). The engine,
-the CLI (``--method NAME --method-arg KEY=VALUE``) and the benchmark find methods only
-through this registry, so a new method plugs in without touching them.
+``reducer`` (offline, before training), ``sampler`` (per epoch), ``selector`` (inside a
+batch) or ``pruner`` (after training, before one retraining). The engine, the CLI
+(``thrifty train --method NAME --method-arg KEY=VALUE``, ``thrifty prune --method NAME``,
+``thrifty methods``) and the benchmark find methods only through this registry, so a new
+method plugs in without touching them. A method's hyper-parameters are the keyword
+parameters of its factory's signature (:attr:`MethodSpec.params`).
+
+The three training-time places make the pieces of a run (:func:`build_pieces`); a pruner is
+built by :func:`build_method` with ``places="pruner"`` and runs on a trained model
+(``thrifty prune``, :mod:`thrifty.pruning.command`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PLACES = ("reducer", "sampler", "selector")
+#: where a method acts, in the order of a run (and of ``thrifty methods``)
+PLACES = ("reducer", "sampler", "selector", "pruner")
+#: the places that make the pieces of a training run (:func:`build_pieces`)
+TRAINING_PLACES = ("reducer", "sampler", "selector")
+#: what each place does (``thrifty methods`` headers, errors)
+PLACE_NOTES = {
+    "reducer": "offline, once before training",
+    "sampler": "chooses the samples of each epoch",
+    "selector": "chooses the samples to backprop inside each batch",
+    "pruner": "single-shot pruning after training, before one retraining",
+}
+#: the command that runs the methods of each place
+PLACE_COMMANDS = {place: "thrifty train --method NAME" for place in TRAINING_PLACES}
+PLACE_COMMANDS["pruner"] = "thrifty prune --method NAME --from RUN --out DIR"
 
 # Packages whose modules register methods on import (every module in them is imported).
 METHOD_PACKAGES = ["thrifty.offline", "thrifty.sampling", "thrifty.selection",
                    "thrifty.pruning"]
 
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """One registered method.
+
+    Attributes:
+        name: the name it is used by (``--method NAME``).
+        place: one of :data:`PLACES`.
+        factory: the class (or callable) building it from its hyper-parameters.
+        summary: one line for ``thrifty methods``.
+    """
+
     name: str
     place: str
     factory: Callable[..., Any]
     summary: str
 
+    @property
+    def params(self) -> dict[str, inspect.Parameter]:
+        """The hyper-parameters: the named parameters of the factory's signature."""
+        return {n: p for n, p in inspect.signature(self.factory).parameters.items()
+                if n != "self" and p.kind not in _VARIADIC}
+
 
 METHODS: dict[str, MethodSpec] = {}
 
 
-def register_method(name: str, place: str, summary: str = ""):
-    """Class decorator registering a method under ``name`` for ``place``."""
+def register_method(name: str, place: str, summary: str = "") -> Callable[[Any], Any]:
+    """Class decorator registering a method under ``name`` for ``place``.
+
+    Args:
+        name: the method's name (``--method NAME``).
+        place: one of :data:`PLACES`.
+        summary: one line for ``thrifty methods`` (default ``""``: the first line of the
+            class docstring).
+
+    Raises:
+        ValueError: ``place`` is not one of :data:`PLACES`.
+    """
     if place not in PLACES:
         raise ValueError(f"place must be one of {PLACES}, got {place!r}")
 
@@ -46,21 +95,100 @@ def register_method(name: str, place: str, summary: str = ""):
     return deco
 
 
+def config_signature(config_class: type) -> inspect.Signature:
+    """The keyword-only signature of a config dataclass's fields (annotations resolved,
+    default factories called), for a factory that takes ``**options`` and passes them to
+    ``config_class``: set it as the factory's ``__signature__`` so that its
+    hyper-parameters are discoverable like any other method's.
+
+    Args:
+        config_class: a dataclass.
+    """
+    hints = typing.get_type_hints(config_class)
+    params = []
+    for f in dataclasses.fields(config_class):
+        if not f.init:
+            continue
+        default: Any = inspect.Parameter.empty
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=default, annotation=hints.get(f.name, f.type)))
+    return inspect.Signature(params)
+
+
 def _load_all() -> None:
     for pkg_name in METHOD_PACKAGES:
-        try:
-            pkg = importlib.import_module(pkg_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == pkg_name:  # package not written yet
-                continue
-            raise
+        pkg = importlib.import_module(pkg_name)
         for info in pkgutil.iter_modules(pkg.__path__, pkg_name + "."):
             importlib.import_module(info.name)
 
 
-def available_methods() -> dict[str, MethodSpec]:
+def _as_places(places: str | Sequence[str]) -> tuple[str, ...]:
+    """``places`` as a tuple (one place may be given as a string); unknown places refused."""
+    places = (places,) if isinstance(places, str) else tuple(places)
+    unknown = [p for p in places if p not in PLACES]
+    if unknown:
+        raise ValueError(f"unknown place(s) {', '.join(map(repr, unknown))}; places: "
+                         f"{', '.join(PLACES)}")
+    return places
+
+
+def available_methods(places: str | Sequence[str] = PLACES) -> dict[str, MethodSpec]:
+    """The registered methods acting in ``places``, by name (sorted).
+
+    Args:
+        places: the place or places to list (default: all of :data:`PLACES`).
+    """
+    places = _as_places(places)
     _load_all()
-    return dict(sorted(METHODS.items()))
+    return {n: s for n, s in sorted(METHODS.items()) if s.place in places}
+
+
+def _describe(places: Sequence[str]) -> tuple[str, str]:
+    """``(what a method of these places is called, what the list of them is called)``."""
+    if len(places) == 1:
+        return places[0], f"available {places[0]}s"
+    if set(places) == set(TRAINING_PLACES):
+        return "training-time method", "available"
+    return "method", "available"
+
+
+def get_method(name: str, places: str | Sequence[str] = PLACES) -> MethodSpec:
+    """The spec of the method ``name``, which must act in one of ``places``.
+
+    Args:
+        name: the method's name.
+        places: the place or places accepted here (default: all of :data:`PLACES`).
+
+    Raises:
+        ValueError: ``name`` is not registered (the message lists the methods of
+            ``places``), or acts in another place (the message says how to run it).
+    """
+    places = _as_places(places)
+    every = available_methods()
+    here = ", ".join(n for n, s in every.items() if s.place in places) or "none"
+    what, listed = _describe(places)
+    if name not in every:
+        unknown = "method" if what == "training-time method" else what
+        raise ValueError(f"unknown {unknown} {name!r}; {listed}: {here} "
+                         "(see `thrifty methods`)")
+    spec = every[name]
+    if spec.place in places:
+        return spec
+    command = PLACE_COMMANDS[spec.place].replace("NAME", name)
+    if spec.place == "pruner":
+        how = (f"prune a trained run with `{command}`, then retrain once with the command "
+               "it prints")
+    else:
+        how = f"train with it through `{command}`"
+    message = (f"method {name!r} is a {spec.place} ({PLACE_NOTES[spec.place]}), not a "
+               f"{what}: {how}")
+    if len(places) == 1:
+        message += f"; {listed}: {here}"
+    raise ValueError(message)
 
 
 def split_method_args(names: list[str], args: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -68,6 +196,10 @@ def split_method_args(names: list[str], args: dict[str, Any]) -> dict[str, dict[
 
     An argument without a method prefix goes to the only method; with several methods the
     prefix is required.
+
+    Args:
+        names: the methods of the run.
+        args: the arguments, ``KEY`` or ``METHOD.KEY`` to value.
     """
     per: dict[str, dict[str, Any]] = {n: {} for n in names}
     for key, value in args.items():
@@ -85,31 +217,61 @@ def split_method_args(names: list[str], args: dict[str, Any]) -> dict[str, dict[
     return per
 
 
-def build_method(name: str, kwargs: dict[str, Any]):
-    """Instantiate a method by name with its hyper-parameters (clear errors on bad input)."""
-    methods = available_methods()
-    if name not in methods:
-        raise ValueError(f"unknown method {name!r}; available: {', '.join(methods)} "
-                         "(see `thrifty methods`)")
-    spec = methods[name]
-    params = inspect.signature(spec.factory).parameters
+def build_method(name: str, kwargs: dict[str, Any],
+                 places: str | Sequence[str] = PLACES) -> Any:
+    """Instantiate a method by name with its hyper-parameters (clear errors on bad input).
+
+    Args:
+        name: the method's name.
+        kwargs: its hyper-parameters (names as in its factory's signature).
+        places: the place or places accepted (default: all of :data:`PLACES`); ``"pruner"``
+            for ``thrifty prune``.
+
+    Raises:
+        ValueError: an unknown method or one of another place (see :func:`get_method`), or
+            a hyper-parameter the method does not have (the message lists those it has).
+    """
+    spec = get_method(name, places)
+    params = spec.params
     bad = [k for k in kwargs if k not in params]
     if bad:
-        accepted = ", ".join(p for p in params if p != "self")
         raise ValueError(f"method {name!r} has no hyper-parameter {', '.join(bad)}; "
-                         f"it accepts: {accepted}")
+                         f"it accepts: {', '.join(params)}")
     return spec.factory(**kwargs)
 
 
+def training_methods(names: Sequence[str]) -> list[MethodSpec]:
+    """The specs of a training run's methods; refuses pruners and unknown names.
+
+    Args:
+        names: the run's method names (``--method``).
+
+    Raises:
+        ValueError: an unknown name (listing the training-time methods), or a pruner
+            (pointing to ``thrifty prune``).
+    """
+    return [get_method(n, TRAINING_PLACES) for n in names]
+
+
 def build_pieces(names: list[str], args: dict[str, Any]) -> dict[str, Any]:
-    """Build the reducer/sampler/selector of a run from method names; at most one per place."""
+    """Build the reducer/sampler/selector of a run from method names; at most one per place.
+
+    Args:
+        names: the run's method names; pruners are refused (they run after training,
+            through ``thrifty prune``).
+        args: their hyper-parameters, ``KEY`` or ``METHOD.KEY`` to value (see
+            :func:`split_method_args`).
+
+    Returns:
+        ``{place: piece}`` for the places the methods (and their companions) fill.
+    """
+    specs = training_methods(names)
     per = split_method_args(names, args)
     pieces: dict[str, Any] = {}
-    for name in names:
-        obj = build_method(name, per[name])
+    for spec in specs:
+        obj = build_method(spec.name, per[spec.name], TRAINING_PLACES)
         # a method may bring pieces for other places (IDS's easy->hard switch sampler)
-        extra = obj.companions() if hasattr(obj, "companions") else {}
-        for place, piece in [(METHODS[name].place, obj), *extra.items()]:
+        for place, piece in [(spec.place, obj), *obj.companions().items()]:
             if place in pieces:
                 raise ValueError(f"methods {pieces[place].name!r} and {piece.name!r} both act "
                                  f"as the {place}; a run can have one of each place")

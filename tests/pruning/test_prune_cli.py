@@ -130,3 +130,43 @@ def test_model_args_travel_from_the_run_to_the_retrain_command(tmp_path, monkeyp
     assert main(["train", "--workload", "digits-mlp", "--epochs", "1", "--no-progress",
                  "--model-arg", "hidden=[24,12]", "--weights", "p/weights.pt",
                  "--masks", "p/masks.pt"]) == 0
+
+
+def test_unknown_pruner_lists_the_pruners_of_the_registry(tmp_path, capsys):
+    from thrifty.methods import available_methods
+
+    pruners = ", ".join(available_methods(("pruner",)))
+    assert pruners == "magnitude, mint, random, snacs"
+    # refused before the source is read (it does not exist) or anything is written
+    assert main(["prune", "--method", "nope", "--from", str(tmp_path / "missing"),
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert f"unknown pruner 'nope'; available pruners: {pruners}" in err
+    assert main(["prune", "--method", "rpc", "--from", str(tmp_path / "missing"),
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "'rpc' is a reducer" in err and f"available pruners: {pruners}" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_options_are_checked_by_the_types_of_the_pruner_signature(tmp_path, capsys):
+    from thrifty.pruning.command import coerce_option
+
+    assert coerce_option("snacs", "gamma", {"fc1": 1}) == {"fc1": 1.0}
+    assert coerce_option("mint", "groups", {2: 4}) == {"2": 4}
+    assert coerce_option("magnitude", "match", tmp_path) == str(tmp_path)
+    assert coerce_option("random", "sparsity", None) is None
+    assert coerce_option("snacs", "cells", 3) == 3 and coerce_option("mint", "delta", 1) == 1.0
+    for method, key, value, message in (
+            ("mint", "gamma", {"fc1": 0.5}, "mint's gamma is one value for every layer "
+             "(gamma=VALUE), not a mapping per layer; per-layer gamma is an option of snacs"),
+            ("snacs", "empty_cells", "yes", "empty_cells must be true or false"),
+            ("snacs", "phi", 2, "phi must be a name"),
+            ("magnitude", "match", 5, "match must be a path"),
+            ("snacs", "repeats", 1.5, "repeats must be an integer")):
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            coerce_option(method, key, value)
+    # bad options are refused before the source is read
+    assert main(["prune", "--method", "magnitude", "--from", str(tmp_path / "missing"),
+                 "--out", str(tmp_path / "x"), "--method-arg", "sparsity=2"]) == 2
+    assert "sparsity must be in [0.0, 1.0]" in capsys.readouterr().err

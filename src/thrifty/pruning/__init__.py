@@ -2,13 +2,22 @@
 utilities they share with CAPER (seed 003).
 
 Functional forms: :func:`mint_prune`, :func:`snacs_prune`, :func:`baseline_prune` (each
-returns a :class:`PruneResult` with ``masks`` and a ``report``); thin classes :class:`MINT`
-and :class:`SNACS`; estimators :func:`gmi_mst` and :func:`acmi_hash`. The command line is
+returns a :class:`PruneResult` with ``masks`` and a ``report``); thin classes :class:`MINT`,
+:class:`SNACS`, :class:`MagnitudePruning` and :class:`RandomPruning`, registered as the
+``pruner`` methods ``mint``, ``snacs``, ``magnitude`` and ``random`` of
+:mod:`thrifty.methods`; estimators :func:`gmi_mst` and :func:`acmi_hash`. The command line is
 ``thrifty prune`` (:mod:`thrifty.pruning.command`).
 """
 
 from thrifty.pruning.activations import balanced_subset, collect_activations, tap
-from thrifty.pruning.baselines import baseline_prune, magnitude_prune, random_prune
+from thrifty.pruning.baselines import (
+    BaselineConfig,
+    MagnitudePruning,
+    RandomPruning,
+    baseline_prune,
+    magnitude_prune,
+    random_prune,
+)
 from thrifty.pruning.core import PruneResult
 from thrifty.pruning.estimators import acmi_hash, gmi_mst
 from thrifty.pruning.groups import LayerPair, layer_pairs
@@ -24,7 +33,8 @@ from thrifty.pruning.mint import MINT, MintConfig, mint_prune
 from thrifty.pruning.sensitivity import filter_sensitivity, protected_filters
 from thrifty.pruning.snacs import SNACS, SnacsConfig, snacs_prune
 
-__all__ = ["MINT", "SNACS", "LayerPair", "MintConfig", "PruneResult", "SnacsConfig",
+__all__ = ["MINT", "SNACS", "BaselineConfig", "LayerPair", "MagnitudePruning", "MintConfig",
+           "PruneResult", "RandomPruning", "SnacsConfig",
            "acmi_hash", "apply_masks", "balanced_subset", "baseline_prune",
            "collect_activations", "filter_sensitivity", "gmi_mst", "layer_pairs", "load_masks",
            "magnitude_prune", "mint_prune", "protected_filters", "prunable_layers",

@@ -14,6 +14,10 @@ Hyper-parameters (defaults): ``sparsity`` (share cut in each layer, in [0, 1]; d
 ``None``, then ``match`` is required), ``match`` (a report dict or the path of a
 ``prune.json``; default ``None``), ``skip`` (child layers never pruned, also under
 ``match``), ``seed`` (0: random scores, magnitude ties).
+
+:func:`baseline_prune` is the functional form; :class:`MagnitudePruning` and
+:class:`RandomPruning` are the registered pruners ``magnitude`` and ``random`` of
+:mod:`thrifty.methods` (``thrifty prune --method magnitude``).
 """
 
 from __future__ import annotations
@@ -21,13 +25,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
+from thrifty.methods import config_signature, register_method
 from thrifty.pruning.core import (
+    PruneMethod,
     PruneResult,
     check_share,
     layer_masks,
@@ -46,9 +54,7 @@ def layer_shares(model: nn.Module, sparsity: float | None = None,
     (layers in ``skip`` left out either way)."""
     skipped = {skip} if isinstance(skip, str) else set(skip)
     children = [p.child for p in layer_pairs(model, skipped)]  # also checks the skip names
-    if (sparsity is None) == (match is None):
-        raise ValueError("give exactly one of sparsity (a share in [0, 1]) or match (a "
-                         "prune.json whose per-layer shares to copy)")
+    check_one_source(sparsity, match)
     if sparsity is not None:
         return {c: check_share("sparsity", sparsity) for c in children}
     report = match if isinstance(match, Mapping) else _read_report(Path(match))
@@ -59,6 +65,13 @@ def layer_shares(model: nn.Module, sparsity: float | None = None,
                          "does not have: it belongs to another model")
     return {n: float(v["pruned_share"]) for n, v in report["layers"].items()
             if n not in skipped}
+
+
+def check_one_source(sparsity: float | None, match: Any) -> None:
+    """Refuse none or both of ``sparsity`` and ``match`` (the baselines take one)."""
+    if (sparsity is None) == (match is None):
+        raise ValueError("give exactly one of sparsity (a share in [0, 1]) or match (a "
+                         "prune.json whose per-layer shares to copy)")
 
 
 def _read_report(path: Path) -> dict[str, Any]:
@@ -132,3 +145,64 @@ def random_prune(model: nn.Module, **options) -> PruneResult:
     """Random pruning (see :func:`baseline_prune`)."""
     return baseline_prune(model, "random", **options)
 
+
+
+@dataclass
+class BaselineConfig:
+    """The hyper-parameters of the magnitude and random baselines (see the module docstring
+    for meanings and defaults; :func:`baseline_prune` takes the same)."""
+
+    sparsity: float | None = None
+    match: Mapping[str, Any] | str | Path | None = None
+    skip: tuple[str, ...] = ()
+    seed: int = 0
+
+    def validate(self) -> BaselineConfig:
+        """Check that exactly one of ``sparsity`` and ``match`` is given and the share's
+        range; raise ``ValueError`` naming the option."""
+        check_one_source(self.sparsity, self.match)
+        if self.sparsity is not None:
+            check_share("sparsity", self.sparsity)
+        return self
+
+
+class BaselinePruner(PruneMethod):
+    """A baseline as an object: ``MagnitudePruning(sparsity=0.5).prune(model)``; subclasses
+    set ``kind`` (``"magnitude"`` or ``"random"``).
+
+    Args: the fields of :class:`BaselineConfig` as keywords (checked here).
+    """
+
+    config_class = BaselineConfig
+    kind: str
+    #: ``prune`` needs no training data: inputs and labels are ignored
+    needs_inputs = False
+    __signature__ = config_signature(BaselineConfig)
+
+    def prune(self, model: nn.Module, inputs: torch.Tensor | None = None,
+              labels: torch.Tensor | None = None) -> PruneResult:
+        """Masks and report for ``model`` (see :func:`baseline_prune`).
+
+        Args:
+            model: the trained network (not changed).
+            inputs: ignored (default ``None``), for the interface of MINT and SNACS.
+            labels: ignored (default ``None``).
+        """
+        options = {f.name: getattr(self.config, f.name) for f in fields(self.config)}
+        return baseline_prune(model, self.kind, **options)
+
+
+@register_method("magnitude", "pruner", "baseline: cut the smallest-L1 connections at a "
+                 "sparsity or the shares of a prune.json (match=)")
+class MagnitudePruning(BaselinePruner):
+    """Magnitude pruning as an object (see :class:`BaselinePruner`)."""
+
+    kind = "magnitude"
+
+
+@register_method("random", "pruner", "baseline: cut random connections at a sparsity or the "
+                 "shares of a prune.json (match=)")
+class RandomPruning(BaselinePruner):
+    """Random pruning as an object (see :class:`BaselinePruner`)."""
+
+    kind = "random"

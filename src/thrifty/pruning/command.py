@@ -1,6 +1,6 @@
 """``thrifty prune``: read a trained model, prune it once, write masks, weights and a report.
 
-    thrifty prune --method mint|snacs|magnitude|random --from RUN_DIR|CHECKPOINT|WEIGHTS \\
+    thrifty prune --method PRUNER --from RUN_DIR|CHECKPOINT|WEIGHTS \\
         [--workload NAME] [--method-arg KEY=VALUE ...] --out DIR
 
 writes ``DIR/masks.pt`` (:func:`~thrifty.pruning.masks.save_masks`), ``DIR/weights.pt`` (the
@@ -8,29 +8,28 @@ trained weights, to retrain from) and ``DIR/prune.json`` (per-layer shares, tota
 of the Conv + Linear weights, time, settings, test accuracy before/after pruning), and returns
 the report and the retraining command (``thrifty train ... --weights DIR/weights.pt --masks
 DIR/masks.pt``).
+
+The pruners (MINT, SNACS, the magnitude and random baselines) and their options come from the
+method registry (:mod:`thrifty.methods`, place ``pruner``; ``thrifty methods`` lists them).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import torch
 from torch import nn
 
+from thrifty.methods import available_methods, build_method, get_method
 from thrifty.models.registry import unwrap_state_dict
 from thrifty.pruning.activations import balanced_subset
-from thrifty.pruning.baselines import baseline_prune
 from thrifty.pruning.core import PruneResult
 from thrifty.pruning.masks import apply_masks, save_masks
-from thrifty.pruning.mint import MintConfig, mint_prune
-from thrifty.pruning.snacs import SnacsConfig, snacs_prune
 
-METHODS = ("mint", "snacs", "magnitude", "random")
 #: run options a checkpoint's config contributes (the data and the model it was trained on)
 _FROM_RUN = ("dataset", "data_root", "model", "model_args", "train_limit", "seed")
 
@@ -146,21 +145,25 @@ def test_accuracy(model: nn.Module, test, batch_size: int = 1024) -> float:
     return correct / max(1, total)
 
 
-def _options_of(method: str) -> list[str]:
-    if method == "mint":
-        return [f.name for f in dataclasses.fields(MintConfig)]
-    if method == "snacs":
-        return [f.name for f in dataclasses.fields(SnacsConfig)]
-    return [p for p in inspect.signature(baseline_prune).parameters if p not in ("model", "kind")]
+#: the places ``thrifty prune`` takes methods from
+PRUNER = ("pruner",)
 
 
-#: options holding layer names, or a value per layer
-_LAYER_LISTS = ("skip",)
-_PER_LAYER = {"groups": int, "gamma": float}
-_NUMBERS = {"per_class": int, "seed": int, "repeats": int, "cells": int, "delta": float,
-            "gamma": float, "tau": float, "protect": float, "svm_step": float,
-            "sparsity": float, "groups": int}
-_FLAGS = ("progress", "empty_cells")
+def option_types(method: str) -> dict[str, Any]:
+    """The hyper-parameters of the pruner ``method`` and their types, from the registry (the
+    signature of its factory).
+
+    Args:
+        method: a pruner's name (``thrifty methods`` lists them).
+
+    Raises:
+        ValueError: ``method`` is no pruner (the message lists the pruners).
+    """
+    return {n: p.annotation for n, p in get_method(method, PRUNER).params.items()}
+
+
+def _alternatives(hint: Any) -> tuple[Any, ...]:
+    return get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
 
 
 def _layer_name(option: str, value: Any) -> str:
@@ -171,37 +174,58 @@ def _layer_name(option: str, value: Any) -> str:
 
 
 def coerce_option(method: str, key: str, value: Any) -> Any:
-    """A method option as the method expects it, from a Python value or a YAML-parsed
-    ``--method-arg`` value.
+    """A pruner option as the pruner expects it, from a Python value or a YAML-parsed
+    ``--method-arg`` value, by the option's type in the pruner's signature.
 
-    ``skip=fc2`` (one layer name, also a number such as ``skip=2`` for a ``Sequential``)
-    becomes ``("fc2",)``; ``skip=[fc1,fc2]`` a tuple of names. ``groups`` and ``gamma`` take
-    one number or ``{layer: number}`` (keys turned into names). Numbers, flags and the
-    other options are checked by type.
+    Layer names (``tuple[str, ...]``, e.g. ``skip``): ``skip=fc2`` (one layer name, also a
+    number such as ``skip=2`` for a ``Sequential``) becomes ``("fc2",)``, ``skip=[fc1,fc2]``
+    a tuple of names. A number or ``{layer: number}`` (e.g. ``groups``, SNACS's ``gamma``):
+    the keys are turned into names. Numbers, flags, names and paths are checked by type; an
+    option of unknown name is returned as given.
+
+    Args:
+        method: the pruner's name.
+        key: the option's name.
+        value: its value.
 
     Raises:
         ValueError: a value of the wrong type, naming the option and the syntax to use.
     """
-    if key in _LAYER_LISTS:
+    alts = _alternatives(option_types(method).get(key, Any))
+    if value is None and type(None) in alts:
+        return None
+    if any(get_origin(a) is tuple for a in alts):
         items = list(value) if isinstance(value, (list, tuple)) else [value]
         return tuple(_layer_name(key, v) for v in items)
-    if key == "match" and value is not None and not isinstance(value, Mapping):
-        return str(value)
-    if method == "mint" and key == "gamma" and isinstance(value, Mapping):
-        raise ValueError("MINT's gamma is one share for every layer (gamma=0.75); per-layer "
-                         "gammas are a SNACS option")
-    if key in _PER_LAYER and isinstance(value, Mapping):
-        kind = _PER_LAYER[key]
-        return {_layer_name(key, k): _number(f"{key}[{k}]", v, kind) for k, v in value.items()}
-    if key in _PER_LAYER and value is not None and not isinstance(value, (int, float)):
+    per_layer = next((get_args(a)[1] for a in alts if get_origin(a) is dict), None)
+    number = next((t for t in (int, float) if t in alts), None)
+    if isinstance(value, Mapping):
+        if per_layer is not None:
+            return {_layer_name(key, k): _number(f"{key}[{k}]", v, per_layer)
+                    for k, v in value.items()}
+        if any(get_origin(a) is Mapping for a in alts):
+            return value
+        others = [n for n in available_methods(PRUNER) if n != method and any(
+            get_origin(a) is dict for a in _alternatives(option_types(n).get(key)))]
+        elsewhere = f"; per-layer {key} is an option of {', '.join(others)}" if others else ""
+        raise ValueError(f"{method}'s {key} is one value for every layer ({key}=VALUE), not "
+                         f"a mapping per layer{elsewhere}")
+    if per_layer is not None and not isinstance(value, (int, float)):
+        example = "4" if per_layer is int else "0.5"
         raise ValueError(f"{key}: {value!r} is neither a number nor a mapping; write "
                          f"{key}=NUMBER or {key}={{LAYER: NUMBER, ...}} (YAML), e.g. "
-                         f"{key}=\"{{fc1: {'4' if key == 'groups' else '0.5'}}}\"")
-    if key in _NUMBERS and value is not None:
-        return _number(key, value, _NUMBERS[key])
-    if key in _FLAGS and not isinstance(value, bool):
-        raise ValueError(f"{key} must be true or false, got {value!r}")
-    if key in ("phi", "delta_mode") and not isinstance(value, str):
+                         f"{key}=\"{{fc1: {example}}}\"")
+    if number is not None:
+        return _number(key, value, number)
+    if bool in alts:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
+        return value
+    if Path in alts:
+        if not isinstance(value, (str, Path)):
+            raise ValueError(f"{key} must be a path, got {value!r}")
+        return str(value)
+    if str in alts and not isinstance(value, str):
         raise ValueError(f"{key} must be a name, got {value!r}")
     return value
 
@@ -216,26 +240,56 @@ def _number(key: str, value: Any, kind: type) -> int | float:
     return kind(value)
 
 
-def run_method(method: str, model: nn.Module, args: Mapping[str, Any],
-               data: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]) -> PruneResult:
-    """Prune ``model`` with ``method`` and hyper-parameters ``args``.
+def build_pruner(method: str, args: Mapping[str, Any]) -> Any:
+    """The pruner ``method`` from the registry, its options checked and coerced
+    (:func:`coerce_option`); nothing is loaded or pruned yet.
 
-    ``data(per_class, seed)`` gives the activation subset (MINT and SNACS only).
+    Args:
+        method: a pruner's name (``thrifty methods`` lists them under ``pruner``).
+        args: its hyper-parameters by name (values as Python or YAML-parsed values).
+
+    Raises:
+        ValueError: an unknown pruner (listing the pruners), an option it does not have
+            (listing those it has) or a bad value (naming the option).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
-    known = _options_of(method)
+    known = list(get_method(method, PRUNER).params)
     unknown = sorted(set(args) - set(known))
     if unknown:
         raise ValueError(f"unknown {method} option(s) {', '.join(unknown)}; known: "
                          f"{', '.join(known)}")
     opts = {k: coerce_option(method, k, v) for k, v in args.items()}
-    if method in ("magnitude", "random"):
-        return baseline_prune(model, method, **opts)
-    config = (MintConfig if method == "mint" else SnacsConfig)(**opts).validate()
-    inputs, labels = data(config.per_class, config.seed)
-    prune = mint_prune if method == "mint" else snacs_prune
-    return prune(model, inputs, labels, config)
+    return build_method(method, opts, PRUNER)
+
+
+def run_pruner(pruner: Any, model: nn.Module,
+               data: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]) -> PruneResult:
+    """Prune ``model`` with a built pruner (the model is not changed).
+
+    Args:
+        pruner: from :func:`build_pruner`. When its ``needs_inputs`` is true, its
+            ``config.per_class`` and ``config.seed`` choose the activation subset.
+        model: the trained network.
+        data: ``data(per_class, seed) -> (inputs, labels)``, the class-balanced activation
+            subset (called only for pruners that need inputs).
+    """
+    if not pruner.needs_inputs:
+        return pruner.prune(model)
+    inputs, labels = data(pruner.config.per_class, pruner.config.seed)
+    return pruner.prune(model, inputs, labels)
+
+
+def run_method(method: str, model: nn.Module, args: Mapping[str, Any],
+               data: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]) -> PruneResult:
+    """Prune ``model`` with the pruner ``method`` and hyper-parameters ``args``.
+
+    Args:
+        method: a pruner's name.
+        model: the trained network (not changed).
+        args: the pruner's hyper-parameters.
+        data: ``data(per_class, seed)`` gives the activation subset (pruners that need
+            inputs: MINT and SNACS).
+    """
+    return run_pruner(build_pruner(method, args), model, data)
 
 
 def retrain_command(cfg, out: Path) -> str:
@@ -266,10 +320,11 @@ def prune_command(method: str, source: str | Path, out: str | Path,
     """Everything ``thrifty prune`` does; returns ``(report, retrain command)``.
 
     Args:
-        method: ``mint``, ``snacs``, ``magnitude`` or ``random``.
+        method: a pruner's name (``thrifty methods`` lists them under ``pruner``).
         source: run folder, checkpoint or weights file.
         out: output folder.
-        method_args: the method's hyper-parameters (default none: its defaults).
+        method_args: the method's hyper-parameters (default none: its defaults); they are
+            checked before anything is read.
         overrides: run options (``workload``, ``model``, ``dataset``, ``data_root``) that
             win over the checkpoint's (default none). The data split and ``train_limit``
             subset follow the checkpoint's run seed; the method's own seed is a method
@@ -280,14 +335,15 @@ def prune_command(method: str, source: str | Path, out: str | Path,
     from thrifty.engine.checkpoint import write_json
 
     args = dict(method_args or {})
-    if method in ("mint", "snacs"):
+    if "progress" in option_types(method):  # also refuses an unknown pruner up front
         args.setdefault("progress", progress)
+    pruner = build_pruner(method, args)  # options checked before any file is read
     state, source_config = read_source(source)
     cfg = resolve_config(source_config, overrides or {})
     train, test = load_train_test(cfg)
     num_classes = getattr(train, "num_classes", None) or len(train.classes)
     model = load_model(cfg, state, num_classes, input_shape_of(train))
-    result = run_method(method, model, args, lambda m, s: sample_inputs(train, m, s))
+    result = run_pruner(pruner, model, lambda m, s: sample_inputs(train, m, s))
     out = Path(out)
     report = {**result.report, "source": str(source), "workload": cfg.workload,
               "dataset": cfg.dataset, "model": cfg.model}

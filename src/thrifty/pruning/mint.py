@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from thrifty.methods import config_signature, register_method
 from thrifty.pruning.core import (
     PairScorer,
     PruneMethod,
@@ -152,12 +153,18 @@ def mint_prune(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
                        rho)
 
 
+@register_method("mint", "pruner", "conditional MI (MST estimator) between filter groups of "
+                 "adjacent layers; cut below a quantile delta, at most gamma per layer "
+                 "(docs/methods/mint.md)")
 class MINT(PruneMethod):
     """MINT as an object: ``MINT(delta=0.645).prune(model, inputs, labels)``.
 
-    Args: the fields of :class:`MintConfig` as keywords (checked here).
+    Args: the fields of :class:`MintConfig` as keywords (checked here); its signature is
+    theirs, so the registry (``thrifty prune --method mint``) lists them.
     """
 
     config_class = MintConfig
     prune_fn = staticmethod(mint_prune)
-
+    #: ``prune`` needs training inputs and labels (the activation subset)
+    needs_inputs = True
+    __signature__ = config_signature(MintConfig)

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from thrifty.methods import config_signature, register_method
 from thrifty.pruning.activations import balanced_subset
 from thrifty.pruning.core import (
     PairScorer,
@@ -310,11 +311,18 @@ def snacs_prune(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
     return PruneResult(masks, report, eta)
 
 
+@register_method("snacs", "pruner", "hash-estimated MI x phi(weight), per-layer limits from "
+                 "SVM accuracies matched to a sparsity tau, optional sensitivity protection "
+                 "(docs/methods/snacs.md)")
 class SNACS(PruneMethod):
     """SNACS as an object: ``SNACS(tau=0.6).prune(model, inputs, labels)``.
 
-    Args: the fields of :class:`SnacsConfig` as keywords (checked here).
+    Args: the fields of :class:`SnacsConfig` as keywords (checked here); its signature is
+    theirs, so the registry (``thrifty prune --method snacs``) lists them.
     """
 
     config_class = SnacsConfig
     prune_fn = staticmethod(snacs_prune)
+    #: ``prune`` needs training inputs and labels (the activation subset)
+    needs_inputs = True
+    __signature__ = config_signature(SnacsConfig)
