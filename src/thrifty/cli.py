@@ -148,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="KEY=VALUE", help="any other run option shared by all runs, "
                        "e.g. --set train_limit=5000")
     bench.add_argument("--out", metavar="DIR", help="benchmark folder (default: bench)")
+    bench.add_argument("--budgets", nargs="+", metavar="SHARE", help="budget baselines: "
+                       "baselines trained for these shares of the epochs with the schedule "
+                       "fully decayed, the equal-time frontier (default: the file's, else "
+                       "0.25 0.5 0.75; 'none' for none)")
+    bench.add_argument("--compact", action="store_true", help="print the short table (the "
+                       "full one is always in OUT/table.csv and OUT/table.md)")
     bench.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
 
     add_prune_parser(sub)
@@ -245,9 +251,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number(text: str, option: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{option} takes numbers (shares of the epochs, e.g. 0.5) or "
+                         f"'none', got {text!r}") from None
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from thrifty.bench import load_bench_spec, run_bench, to_text
     from thrifty.bench.runner import summarize
+    from thrifty.bench.table import to_compact_text
     from thrifty.engine import TrainingInterrupted
 
     overrides = dict(args.set)
@@ -256,15 +271,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             overrides[key] = getattr(args, key)
     if args.no_progress:
         overrides["progress"] = False
+    budgets = ... if args.budgets is None else (
+        None if args.budgets == ["none"] else [_number(b, "--budgets") for b in args.budgets])
     spec = load_bench_spec(args.config, overrides=overrides, seeds=args.seeds,
-                           methods=args.method, out_dir=args.out)
+                           methods=args.method, out_dir=args.out, budgets=budgets)
     try:
         out = run_bench(spec)
     except TrainingInterrupted as exc:
         print(str(exc), file=sys.stderr)
         return 128 + (exc.signum or signal.SIGINT)
     rows = summarize(spec, out["calibration"])
-    print(to_text(rows))
+    print(to_compact_text(rows) if args.compact else to_text(rows))
     print(f"\ntables: {spec.out_dir}/table.csv, {spec.out_dir}/table.md; runs: "
           f"{spec.out_dir}/runs/")
     return 0
@@ -357,24 +374,28 @@ DEMO_RUNS = ["infobatch prune_ratio=0.5", "stale-sb", "rpc alpha=0.8"]
 def _cmd_demo(args: argparse.Namespace) -> int:
     import shutil
 
-    from thrifty.bench import load_bench_spec, run_bench, to_text
+    from thrifty.bench import load_bench_spec, run_bench
     from thrifty.bench.report import write_report
     from thrifty.bench.runner import summarize
+    from thrifty.bench.table import to_compact_text
     from thrifty.methods import available_methods
 
     known = available_methods()
     runs = [r for r in DEMO_RUNS if all(m in known for m in r.split()[0].split("+"))]
     if args.fresh and Path(args.out).exists():
         shutil.rmtree(args.out)
+    # no train-set statistics pass at the end: the demo does not show them
     spec = load_bench_spec(overrides={"workload": "fmnist-cnn", "epochs": args.epochs,
-                                      "progress": sys.stderr.isatty()},
-                           seeds=[0], methods=runs, out_dir=args.out)
+                                      "progress": sys.stderr.isatty(),
+                                      "train_stats_every": -1},
+                           seeds=[0], methods=runs, out_dir=args.out, budgets=[0.5])
     print(f"thrifty demo: fmnist-cnn (Fashion-MNIST 60k/10k, small CNN, batch 128), "
-          f"{args.epochs} epochs, seed 0: baseline vs {', '.join(runs)}\n"
+          f"{args.epochs} epochs, seed 0: baseline, the baseline trained for half the epochs "
+          f"(the equal-time reference), and {', '.join(runs)}\n"
           f"results go to {args.out}/ (finished runs are reused; --fresh starts over)")
     run_bench(spec)
     rows = summarize(spec)
-    print(to_text(rows))
+    print(to_compact_text(rows))
     paths = write_report(args.out)
     print(f"\ntables: {args.out}/table.md, {args.out}/table.csv\nreport: {paths['html']}")
     return 0

@@ -15,10 +15,12 @@ from thrifty.bench.runner import summarize
 from thrifty.cli import main
 
 
-def spec_for(tmp_path, methods, seeds=(0, 1), **base):
+def spec_for(tmp_path, methods, seeds=(0, 1), budgets=None, **base):
+    """A digits benchmark; without budget baselines unless ``budgets`` is given."""
     return load_bench_spec(overrides={"workload": "digits-mlp", "epochs": 2,
                                       "progress": False, **base},
-                           seeds=list(seeds), methods=methods, out_dir=str(tmp_path / "b"))
+                           seeds=list(seeds), methods=methods, out_dir=str(tmp_path / "b"),
+                           budgets=budgets)
 
 
 def test_method_strings():

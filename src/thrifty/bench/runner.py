@@ -1,5 +1,6 @@
-"""Run a benchmark: every method run and its paired baseline, interleaved by seed so that
-machine drift hits all of them; resumable; a crashing run is recorded and skipped.
+"""Run a benchmark: every method run, its paired baseline and the baseline's budget runs,
+interleaved by seed so that machine drift hits all of them; resumable; a crashing run is
+recorded and skipped.
 
 Layout of ``out_dir``::
 
@@ -64,7 +65,8 @@ def run_bench(spec: BenchSpec, log: Callable[[str], None] = print,
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "spec.json", {"base": spec.base, "seeds": spec.seeds,
                                    "runs": [vars(r) for r in spec.runs],
-                                   "baseline_of": spec.baseline_of()})
+                                   "baseline_of": spec.baseline_of(),
+                                   "budgets": spec.budgets, "frontier_of": spec.frontier_of()})
     cal_path = out / "calibration.json"
     if cal_path.is_file():
         calibration = json.loads(cal_path.read_text())
@@ -120,7 +122,8 @@ def summarize(spec: BenchSpec, calibration: dict[str, float] | None = None
     out = Path(spec.out_dir)
     if calibration is None and (out / "calibration.json").is_file():
         calibration = json.loads((out / "calibration.json").read_text())
-    rows = compute_rows(collect(spec)["results"], calibration, spec.baseline_of())
+    rows = compute_rows(collect(spec)["results"], calibration, spec.baseline_of(),
+                        spec.frontier_of())
     (out / "table.csv").write_text(to_csv(rows))
     (out / "table.md").write_text(to_markdown(rows))
     return rows

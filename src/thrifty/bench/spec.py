@@ -1,9 +1,11 @@
 """What a benchmark runs: a workload, seeds, and labelled method runs (each paired with the
-baseline of the same seed), from a YAML/TOML file or command-line strings."""
+baseline of the same seed), plus the budget baselines that simply train for fewer epochs
+(the equal-time frontier), from a YAML/TOML file or command-line strings."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +16,8 @@ import yaml
 from thrifty.engine.config import RunConfig, make_config, read_config_file
 
 BASELINE = "baseline"
+#: Default budget baselines: these shares of the benchmark's epochs (``budgets: none`` off).
+DEFAULT_BUDGETS = (0.25, 0.5, 0.75)
 
 
 @dataclass
@@ -30,11 +34,59 @@ class MethodRun:
     method: list[str] = field(default_factory=list)
     method_args: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # run options of its grid group
+    budget: float | None = None  # share of the epochs, for a budget baseline
+    twin: str | None = None  # the full baseline a budget baseline is compared with
 
     @property
     def group(self) -> str:
         """The grid group (its run options as text); '' outside option grids."""
         return group_name(self.options)
+
+
+def check_budgets(budgets: Any) -> list[float]:
+    """Budget shares as a sorted list of floats in (0, 1); ``None``/``"none"``/``[]``: none."""
+    if budgets is None or budgets == "none" or budgets == ["none"]:
+        return []
+    if not isinstance(budgets, (list, tuple)):
+        budgets = [budgets]
+    out = []
+    for b in budgets:
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 < b < 1:
+            raise ValueError(f"budgets are shares of the epochs in (0, 1), e.g. "
+                             f"budgets: [0.25, 0.5, 0.75] (or none); got {b!r}")
+        out.append(float(b))
+    return sorted(set(out))
+
+
+def budget_options(config: RunConfig, share: float) -> dict[str, Any] | None:
+    """Run options of the budget baseline that trains ``share`` of ``config``'s epochs
+    (at least 1) with every per-epoch schedule spanning the shorter run: cosine by its
+    horizon, step/multistep with step size and milestones scaled, exponential with the
+    same total decay. ``None`` when the share rounds to the full run."""
+    epochs = max(1, round(share * config.epochs))
+    if epochs >= config.epochs:
+        return None
+    scale = epochs / config.epochs
+    opts: dict[str, Any] = {"epochs": epochs}
+    if config.schedule == "step":
+        opts["step_size"] = max(1, round(config.step_size * scale))
+    elif config.schedule == "multistep":
+        opts["milestones"] = sorted({max(1, round(m * scale)) for m in config.milestones})
+    elif config.schedule == "exponential":
+        opts["gamma"] = config.gamma ** (1 / scale)
+    return opts
+
+
+# Options that do not change what a run without methods computes.
+_NOT_BASELINE_RECIPE = ("run_name", "out_dir", "seed", "progress", "method", "method_args",
+                        "forward_batch_size", "track")
+
+
+def _recipe_key(config: RunConfig) -> str:
+    d = config.to_dict()
+    for k in _NOT_BASELINE_RECIPE:
+        d.pop(k, None)
+    return json.dumps(d, sort_keys=True, default=str)
 
 
 def group_name(options: dict[str, Any]) -> str:
@@ -56,8 +108,10 @@ class BenchSpec:
     seeds: list[int]
     runs: list[MethodRun]
     out_dir: str = "bench"
+    budgets: list[float] = field(default_factory=lambda: list(DEFAULT_BUDGETS))
 
     def __post_init__(self) -> None:
+        self.budgets = check_budgets(self.budgets)
         if not self.seeds:
             raise ValueError("a benchmark needs at least one seed")
         labels = [r.label for r in self.runs]
@@ -76,10 +130,46 @@ class BenchSpec:
                     if any(r.group == g for r in self.runs) else 0
                 self.runs.insert(pos, MethodRun(baseline_label(g), options=dict(opts)))
         make_config(dict(self.base))  # validate the shared options early
+        self._add_budget_runs()
+
+    def _add_budget_runs(self) -> None:
+        """After each group's baseline, its budget baselines; a budget run whose recipe
+        equals another group's is shared, not run twice."""
+        shared: dict[str, MethodRun] = {}
+        self.frontier: dict[str, list[str]] = {}  # full baseline -> its budget runs
+        runs: list[MethodRun] = []
+        for r in self.runs:
+            runs.append(r)
+            if r.method or r.budget is not None or r.label != baseline_label(r.group):
+                continue
+            full = make_config({**self.base, **r.options})
+            labels = []
+            for share in self.budgets:
+                opts = budget_options(full, share)
+                if opts is None:
+                    continue
+                key = _recipe_key(make_config({**self.base, **r.options, **opts}))
+                if key not in shared:
+                    label = f"{r.label} {100 * share:g}% ({opts['epochs']} ep)"
+                    shared[key] = MethodRun(label, options={**r.options, **opts},
+                                            budget=share, twin=r.label)
+                    runs.append(shared[key])
+                if shared[key].label not in labels:
+                    labels.append(shared[key].label)
+            self.frontier[r.label] = labels
+        self.runs = runs
 
     def baseline_of(self) -> dict[str, str]:
-        """Label of each run -> label of its paired baseline (same grid group)."""
-        return {r.label: baseline_label(r.group) for r in self.runs}
+        """Label of each run -> label of its paired baseline (same grid group; a budget
+        baseline pairs with the full baseline it shortens)."""
+        return {r.label: r.twin or baseline_label(r.group) for r in self.runs}
+
+    def frontier_of(self) -> dict[str, list[str]]:
+        """Label of each method run -> the budget baselines of its paired baseline (the
+        frontier is those plus the full baseline)."""
+        pair = self.baseline_of()
+        return {r.label: self.frontier.get(pair[r.label], []) for r in self.runs
+                if r.budget is None and r.method}
 
     def config(self, run: MethodRun, seed: int) -> RunConfig:
         """The full run config of ``run`` at ``seed``."""
@@ -147,18 +237,21 @@ def expand_grid(entry: dict[str, Any]) -> list[MethodRun]:
 
 def load_bench_spec(path: str | Path | None = None, *, overrides: dict[str, Any] | None = None,
                     seeds: list[int] | None = None, methods: list[str] | None = None,
-                    out_dir: str | None = None) -> BenchSpec:
+                    out_dir: str | None = None, budgets: Any = ...) -> BenchSpec:
     """Build a :class:`BenchSpec` from a file and/or command-line values.
 
     File keys: ``seeds``, ``runs`` (list of ``{label, method, method_args}`` or method
-    strings), ``grid`` (entries for :func:`expand_grid`), ``out_dir``, and any run option
-    (``workload``, ``epochs``, ...) shared by all.
+    strings), ``grid`` (entries for :func:`expand_grid`), ``out_dir``, ``budgets`` (shares
+    of the epochs for the budget baselines; default 0.25, 0.5, 0.75; ``none`` for none),
+    and any run option (``workload``, ``epochs``, ...) shared by all. ``budgets`` given
+    here wins over the file's.
     """
     data: dict[str, Any] = read_config_file(path) if path else {}
     file_runs = data.pop("runs", [])
     grid = data.pop("grid", [])
     file_seeds = data.pop("seeds", [0])
     file_out = data.pop("out_dir", "bench")
+    file_budgets = data.pop("budgets", list(DEFAULT_BUDGETS))
     base = {**data, **(overrides or {})}
     runs: list[MethodRun] = []
     for r in file_runs:
@@ -173,4 +266,5 @@ def load_bench_spec(path: str | Path | None = None, *, overrides: dict[str, Any]
         runs += [r for r in expand_grid(entry)
                  if not (r.label.endswith(BASELINE) and not r.method)]
     runs += [parse_method_string(m) for m in methods or []]
-    return BenchSpec(base, list(seeds or file_seeds), runs, out_dir or file_out)
+    return BenchSpec(base, list(seeds or file_seeds), runs, out_dir or file_out,
+                     check_budgets(file_budgets if budgets is ... else budgets))

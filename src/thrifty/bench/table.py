@@ -2,7 +2,9 @@
 and as text, CSV and Markdown.
 
 Each method run is paired with the baseline of the same seed; ratios are computed per pair
-and then averaged over seeds (mean ± sample std).
+and then averaged over seeds (mean ± sample std). Where the benchmark ran budget baselines,
+each method also gets the equal-time frontier's accuracy at its own training time and its
+gain over it, at equal wall time and at equal reference cost (:mod:`thrifty.metrics.frontier`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from typing import Any
 
 from thrifty.bench.spec import BASELINE
 from thrifty.metrics import compare as m
+from thrifty.metrics.frontier import frontier_accuracy, gain_over_frontier, run_cost
 
 COLUMNS = [
     ("label", "method"), ("seeds", "seeds"), ("acc", "acc %"), ("acc_std", "± "),
-    ("drop", "drop p.p."), ("drop_std", "± "), ("train_boost", "train boost"),
+    ("drop", "drop p.p."), ("drop_std", "± "), ("equal_time_acc", "equal-time acc %"),
+    ("gain_vs_equal_time_pp", "gain vs equal time p.p."), ("gain_vs_equal_time_std", "± "),
+    ("gain_vs_equal_cost_pp", "gain vs equal cost p.p."), ("gain_vs_equal_cost_std", "± "),
+    ("train_boost", "train boost"),
     ("e2e_boost", "e2e boost"), ("boost_1pp", "boost@1pp"), ("boost_5pp", "boost@5pp"),
     ("train_time", "train s"), ("prep_time", "prep s"), ("samples_trained", "trained"),
     ("samples_forwarded", "sel. fwd"), ("optimizer_steps", "steps"),
@@ -45,12 +51,58 @@ def _boost_cell(values: list[float | None]) -> Any:
     return statistics.fmean(reached)
 
 
+BELOW = "below the shortest budget"
+
+
+def _gain_cells(pairs: list[tuple[int, dict, dict | None]],
+                results: dict[str, dict[int, dict | None]], budgets: list[str],
+                calibration: dict[str, float] | None) -> dict[str, Any]:
+    """Equal-time accuracy and the gains over the frontier (per seed: the full baseline and
+    the budget baselines of that seed), as mean/std cells; a seed whose method run is
+    cheaper than its shortest budget run makes the cell ``below the shortest budget (k/n)``."""
+    row: dict[str, Any] = {}
+    kinds = [("time", "gain_vs_equal_time")]
+    if calibration:
+        kinds.append(("cost", "gain_vs_equal_cost"))
+    for kind, key in kinds:
+        gains, accs, below, n = [], [], 0, 0
+        for seed, run, base in pairs:
+            if base is None:
+                continue
+            front = [base] + [r for b in budgets if (r := results.get(b, {}).get(seed))
+                              and r.get("status") == "finished"]
+            if len(front) < 2:  # no budget run finished for this seed yet
+                continue
+            n += 1
+            gain = gain_over_frontier(run, front, kind, calibration)
+            if gain is None:
+                below += 1
+                continue
+            gains.append(gain)
+            if kind == "time":
+                points = [(run_cost(r, kind), r["epochs"][-1]["test_accuracy"]) for r in front]
+                accs.append(100 * frontier_accuracy(points, run_cost(run, kind)))
+        if not n:
+            continue
+        if below:
+            row[f"{key}_pp"], row[f"{key}_std"] = f"{BELOW} ({below}/{n})", math.nan
+        else:
+            row[f"{key}_pp"], row[f"{key}_std"] = _mean_std(gains)
+        if kind == "time" and accs and not below:
+            row["equal_time_acc"] = _mean_std(accs)[0]
+    return row
+
+
 def compute_rows(results: dict[str, dict[int, dict | None]],
                  calibration: dict[str, float] | None = None,
-                 baseline_of: dict[str, str] | None = None) -> list[dict[str, Any]]:
+                 baseline_of: dict[str, str] | None = None,
+                 frontier_of: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
     """One row per label. ``results[label][seed]`` are run results (unfinished skipped);
-    ``baseline_of[label]`` names the paired baseline (default ``"baseline"``)."""
+    ``baseline_of[label]`` names the paired baseline (default ``"baseline"``);
+    ``frontier_of[label]`` the budget baselines of that baseline (default: none, and no
+    gain columns)."""
     baseline_of = baseline_of or {}
+    frontier_of = frontier_of or {}
     rows = []
     for label, by_seed in results.items():
         base_label = baseline_of.get(label, BASELINE)
@@ -79,6 +131,8 @@ def compute_rows(results: dict[str, dict[int, dict | None]],
             "test_worst": _mean_std([r["final"]["test_loss"]["worst"] for r in runs])[0],
         }
         row.update(_energy(runs, paired))
+        if frontier_of.get(label):
+            row.update(_gain_cells(pairs, results, frontier_of[label], calibration))
         for key in ("samples_trained", "samples_forwarded", "optimizer_steps"):
             row[key] = statistics.fmean(m.work_counts(r)[key] for r in runs)
         if calibration and paired:
@@ -127,7 +181,7 @@ def _fmt(value: Any, key: str) -> str:
     if key == "energy_j":
         return f"{value:,.0f}"
     if key in ("acc", "acc_std", "drop", "drop_std", "train_time", "prep_time",
-               "selection_overhead", "energy_gain"):
+               "selection_overhead", "energy_gain", "equal_time_acc") or key.startswith("gain_"):
         return f"{value:.2f}"
     return f"{value:.3f}" if key.startswith("test_") else f"{value:.2f}"
 
@@ -151,5 +205,34 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 def to_text(rows: list[dict[str, Any]]) -> str:
     cells = [[h for _, h in COLUMNS]] + [[_fmt(r.get(k), k) for k, _ in COLUMNS] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))) for row in cells)
+
+
+#: The short terminal table (fits 100 columns); the full one stays in the files.
+COMPACT = [("label", "method"), ("acc", "acc %"), ("drop", "drop p.p."),
+           ("train_boost", "boost"), ("gain_vs_equal_time_pp", "vs equal time p.p."),
+           ("samples_trained", "trained"), ("samples_forwarded", "sel. fwd")]
+
+
+def _compact(value: Any, key: str) -> str:
+    if isinstance(value, str) and value.startswith(BELOW):
+        return "below budgets"
+    return _fmt(value, key)
+
+
+def to_compact_text(rows: list[dict[str, Any]], width: int = 100) -> str:
+    """The short table for the terminal: method, accuracy, drop, train boost, gain over
+    the equal-time baseline, samples trained and selection forwards, at most ``width``
+    characters a line (long labels are shortened with "...")."""
+    cells = [[h for _, h in COMPACT]] + [[_compact(r.get(k), k) for k, _ in COMPACT]
+                                         for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COMPACT))]
+    room = width - sum(widths[1:]) - 2 * (len(COMPACT) - 1)
+    if widths[0] > room:
+        widths[0] = max(room, 12)
+        for row in cells:
+            if len(row[0]) > widths[0]:
+                row[0] = row[0][:widths[0] - 3] + "..."
     return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w)
                                for i, (c, w) in enumerate(zip(row, widths))) for row in cells)
