@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,16 +62,24 @@ def test_no_method_sees_the_trainer():
 
 def test_lower_layers_import_no_method_package_and_no_engine():
     forbidden = tuple(f"thrifty.{p}" for p in METHOD_PACKAGES) + ("thrifty.methods",)
-    present = tuple(p for p in LOWER if (SRC / p).is_dir())
-    assert _offenders(present, forbidden) == []
-    if (SRC / "utils").is_dir():
-        assert _offenders(("utils",), ("thrifty.engine",)) == []
+    assert _offenders(LOWER, forbidden) == []
+    assert _offenders(("utils",), ("thrifty.engine",)) == []
+
+
+def test_utils_import_only_utils_the_standard_library_and_numeric_libraries():
+    allowed = {"torch", "numpy", "scipy"}
+    for path in _files("utils"):
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top == "thrifty":
+                assert name.startswith("thrifty.utils"), (path.name, name)
+            else:
+                assert top in sys.stdlib_module_names or top in allowed, (path.name, name)
 
 
 # One method in two places: ASSIST's epochwise sampler applies the batchwise filter's core.
 SAME_METHOD = {"sampling/assist_epochwise.py": (
-    "thrifty.selection.assist", "thrifty.selection.assist.accuracy_filter",
-    "thrifty.selection.assist.check_margin")}
+    "thrifty.selection.assist", "thrifty.selection.assist.accuracy_filter")}
 
 
 @pytest.mark.parametrize("package", METHOD_PACKAGES)

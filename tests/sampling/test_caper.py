@@ -4,6 +4,11 @@ import pytest
 import torch
 from torch import nn
 
+from thrifty.data import TensorData
+from thrifty.engine import Trainer, TrainingInterrupted
+from thrifty.methods import build_method
+from thrifty.models.small import MLP, SmallCNN
+from thrifty.pruning import filter_sensitivity
 from thrifty.sampling import (
     Caper,
     feature_layers,
@@ -16,11 +21,6 @@ from thrifty.sampling import (
     removal_count,
     window_layers,
 )
-from thrifty.data import TensorData
-from thrifty.engine import Trainer, TrainingInterrupted
-from thrifty.methods import build_method
-from thrifty.models.small import MLP, SmallCNN
-from thrifty.pruning import filter_sensitivity
 
 from .curriculum_helpers import make_ctx, resume_from_epoch_start
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sampling.conftest import assert_resume_equals_uninterrupted, drive
 
-from thrifty.sampling import Lilac, balanced_order, compensated_targets
+from sampling.conftest import assert_resume_equals_uninterrupted, drive
 from thrifty.engine import Trainer
 from thrifty.methods import build_method
+from thrifty.sampling import Lilac, balanced_order, compensated_targets
 
 from .curriculum_helpers import make_ctx, resume_from_epoch_start
 

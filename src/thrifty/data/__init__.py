@@ -14,14 +14,18 @@ from thrifty.data.tensor import (
     Batch,
     IndexedDataset,
     TensorData,
+    cat_rows,
     dataset_labels,
     eval_view,
     iterate_batches,
     random_crop_flip,
+    slice_rows,
+    take_rows,
 )
 
 __all__ = [
     "DATASETS", "Batch", "DatasetNotFoundError", "IndexedDataset", "TensorData",
     "dataset_labels", "eval_view", "iterate_batches", "load_cifar", "load_dataset", "load_digits",
     "load_fashion_mnist", "load_image_folder", "load_synthetic", "random_crop_flip",
+    "cat_rows", "slice_rows", "take_rows",
 ]

@@ -9,9 +9,9 @@ samples, so any method can keep per-sample state (see :class:`thrifty.engine.Sam
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Subset
@@ -107,17 +107,67 @@ def random_crop_flip(padding: int = 4, flip: bool = True) -> BatchTransform:
 
 
 class IndexedDataset(Dataset):
-    """Wrap any map-style dataset so that each item is ``(x, y, index)``."""
+    """Wrap any map-style dataset so that each item carries its dataset index: ``(x, y)``
+    becomes ``(x, y, index)``; a dict sample gains ``index_key``. Other attributes
+    (``targets``, ``classes``, ...) are those of the wrapped dataset.
 
-    def __init__(self, dataset: Dataset) -> None:
+    Args:
+        dataset: the dataset.
+        index_key: the key added to dict samples. Default ``"index"``.
+    """
+
+    def __init__(self, dataset: Dataset, index_key: str = "index") -> None:
         self.dataset = dataset
+        self.index_key = index_key
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int):
-        x, y = self.dataset[index]
-        return x, y, index
+        sample = self.dataset[index]
+        if isinstance(sample, Mapping):
+            return {**sample, self.index_key: index}
+        if isinstance(sample, Sequence) and len(sample) == 2:
+            return sample[0], sample[1], index
+        raise ValueError(f"sample {index} of {type(self.dataset).__name__} is a "
+                         f"{type(sample).__name__}; thrifty needs (input, target) pairs or "
+                         "dicts")
+
+    def __getattr__(self, name: str):
+        if name in ("dataset", "index_key"):  # not set yet (unpickling)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def take_rows(value: Any, positions: torch.Tensor) -> Any:
+    """Rows ``positions`` (a long tensor) of a tensor, of every tensor of a (nested) dict,
+    or of a list: how a sub-batch is taken whatever the batch holds."""
+    if isinstance(value, torch.Tensor):
+        return value[positions.to(value.device)]
+    if isinstance(value, Mapping):
+        return {k: take_rows(v, positions) for k, v in value.items()}
+    if isinstance(value, list):
+        return [value[i] for i in positions.tolist()]
+    raise TypeError(f"cannot take samples from a {type(value).__name__} in a batch; batches "
+                    "hold tensors, dicts of tensors or lists")
+
+
+def slice_rows(value: Any, start: int, stop: int | None) -> Any:
+    """Rows ``start:stop`` of a tensor (a view), of every tensor of a dict, or of a list."""
+    if isinstance(value, Mapping):
+        return {k: slice_rows(v, start, stop) for k, v in value.items()}
+    return value[start:stop]
+
+
+def cat_rows(values: list[Any]) -> Any:
+    """Concatenate batch parts along the samples (tensors, dicts of tensors, lists)."""
+    if len(values) == 1:
+        return values[0]
+    if isinstance(values[0], torch.Tensor):
+        return torch.cat(values)
+    if isinstance(values[0], Mapping):
+        return {k: cat_rows([v[k] for v in values]) for k in values[0]}
+    return [item for v in values for item in v]
 
 
 def iterate_batches(

@@ -102,7 +102,7 @@ def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
         model = create_model(config.model, num_classes, _input_shape(train),
                              weights=config.weights, **config.model_args)
     if config.masks:  # retraining a pruned model: masked weights stay zero
-        from thrifty.pruning.masks import apply_masks, load_masks
+        from thrifty.utils.masks import apply_masks, load_masks
 
         apply_masks(model, load_masks(config.masks))
     if reducer is None and sampler is None and selector is None and config.method:

@@ -197,6 +197,7 @@ class EpochSampler(Sampler[int], MethodBase):
     """
 
     name = "shuffle"
+    set_up_ = False  # True after setup
 
     def __init__(self) -> None:
         self.pool = torch.empty(0, dtype=torch.long)
@@ -212,6 +213,16 @@ class EpochSampler(Sampler[int], MethodBase):
         self.pool = pool
         self.active = pool
         self.seed = ctx.seed
+        self.set_up_ = True
+
+    def _check_set_up(self) -> None:
+        """Refuse to be iterated before :meth:`setup` (it would yield nothing)."""
+        if not self.set_up_:
+            raise RuntimeError(
+                f"sampler {self.name!r} was iterated before it was set up, so it has no "
+                "samples to give: in your own loop use thrifty.Thrift(method, dataset, "
+                "epochs=...) and DataLoader(thrift.dataset, sampler=thrift.sampler); in "
+                "thrifty's engine pass it as Trainer(..., sampler=...)")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -221,6 +232,7 @@ class EpochSampler(Sampler[int], MethodBase):
         self.active = self.pool
 
     def __iter__(self) -> Iterator[int]:
+        self._check_set_up()
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         perm = torch.randperm(len(self.active), generator=g)
         return iter(self.active[perm].tolist())
@@ -229,6 +241,9 @@ class EpochSampler(Sampler[int], MethodBase):
         return len(self.active)
 
     weighted = False  # True when loss_weights may return weights
+    # True when the epoch's choice reads the training losses of earlier epochs (InfoBatch):
+    # a driver must feed them back, and refuses to go on when it was not given any
+    needs_train_losses = False
 
     def loss_weights(self, idx: torch.Tensor) -> torch.Tensor | None:
         """Per-sample loss weights for a training batch, or ``None`` for uniform."""
@@ -317,6 +332,9 @@ class BatchSelector(MethodBase):
     identity = True
     packing = PackingRule()
     filter_mode = "eval"
+    # True when some batches are selected from losses stored in earlier epochs (ADONIS
+    # eta > 1, Stale-SB): a driver must keep a record keyed by dataset index
+    reads_stored_losses = False
     # True only for methods that may legitimately train nothing in an epoch and report it
     # themselves (e.g. ASSIST starvation with fallback "skip"); otherwise the engine raises.
     allow_empty_epoch = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from thrifty.data.tensor import Batch
+from thrifty.data.tensor import Batch, cat_rows, slice_rows
 from thrifty.engine.interfaces import PackingRule
 
 
@@ -35,7 +35,7 @@ class Packer:
     def _merge(self) -> Batch:
         if len(self._parts) == 1:
             return self._parts[0]
-        return Batch(torch.cat([p.x for p in self._parts]), torch.cat([p.y for p in self._parts]),
+        return Batch(cat_rows([p.x for p in self._parts]), cat_rows([p.y for p in self._parts]),
                      torch.cat([p.idx for p in self._parts]))
 
     def _ready(self) -> bool:
@@ -58,8 +58,10 @@ class Packer:
         while self._ready():
             merged = self._merge()
             b = self.batch_size
-            out.append(Batch(merged.x[:b], merged.y[:b], merged.idx[:b]))
-            rest = Batch(merged.x[b:], merged.y[b:], merged.idx[b:])
+            out.append(Batch(slice_rows(merged.x, 0, b), slice_rows(merged.y, 0, b),
+                             merged.idx[:b]))
+            rest = Batch(slice_rows(merged.x, b, None), slice_rows(merged.y, b, None),
+                         merged.idx[b:])
             if self.rule.overflow == "discard":
                 self.discarded += len(rest.idx)
                 self._parts, self.count = [], 0
@@ -84,12 +86,17 @@ class Packer:
     def state_dict(self) -> dict:
         merged = self._merge() if self.count else None
         return {"pending": None if merged is None else
-                {"x": merged.x.cpu(), "y": merged.y.cpu(), "idx": merged.idx},
+                {"x": _to(merged.x, "cpu"), "y": merged.y.cpu(), "idx": merged.idx},
                 "discarded": self.discarded, "end_dropped": self.end_dropped}
 
     def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
         p = state["pending"]
-        self._parts = [] if p is None else [Batch(p["x"].to(device), p["y"].to(device), p["idx"])]
+        self._parts = [] if p is None else [Batch(_to(p["x"], device), p["y"].to(device),
+                                                  p["idx"])]
         self.count = 0 if p is None else len(p["idx"])
         self.discarded = state["discarded"]
         self.end_dropped = state.get("end_dropped", 0)  # absent in older checkpoints
+
+
+def _to(x, device):
+    return {k: _to(v, device) for k, v in x.items()} if isinstance(x, dict) else x.to(device)

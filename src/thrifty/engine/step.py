@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from thrifty.data.tensor import Batch
+from thrifty.data.tensor import Batch, take_rows
 from thrifty.engine.interfaces import BatchSelector, SelectionInput, TrainContext
 from thrifty.engine.packing import Packer
 from thrifty.engine.record import SampleRecord
@@ -35,9 +35,10 @@ def _no_phase(name: str) -> Any:
 
 
 def take(batch: Batch, positions: torch.Tensor) -> Batch:
-    """The samples of ``batch`` at ``positions`` (a CPU long tensor), on the batch's device."""
-    dev = positions.to(batch.y.device)
-    return Batch(batch.x[positions.to(batch.x.device)], batch.y[dev], batch.idx[positions])
+    """The samples of ``batch`` at ``positions`` (a CPU long tensor), on the batch's device;
+    ``x`` may be a tensor or a dict of tensors (a model taking ``model(**x)``)."""
+    return Batch(take_rows(batch.x, positions), take_rows(batch.y, positions),
+                 batch.idx[positions])
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Checks and counts shared by the embedding-based offline reducers (IDS, SSP).
 
+- :data:`CONSTRAINTS`: what ``alpha`` and ``mode`` accept (:mod:`thrifty.utils.params`).
 - :func:`check_alpha`: the kept share must lie in (0, 1].
 - :func:`keep_count`: ``ceil(alpha * n)``, robust to float noise (``0.55 * 100`` is
-  ``55.00000000000001`` in binary floating point and must give 55, not 56).
+  ``55.00000000000001`` in binary floating point and must give 55, not 56):
+  :func:`~thrifty.utils.shares.share_count`.
 - :func:`check_mode`: ``"easy"`` or ``"hard"`` (case-insensitive).
 - :func:`mode_order`: positions by ascending (EASY) or descending (HARD) distance, ties in
   index order in both modes.
@@ -11,35 +13,59 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
+from thrifty.utils.params import Interval, Options, Param, validate_params
+from thrifty.utils.shares import share_count
+
 MODES = ("easy", "hard")
 
+#: the reducers' shared hyper-parameters
+CONSTRAINTS = {
+    "alpha": Param(Interval(float, 0, 1, closed="right"), label="the kept share",
+                   hint="1 keeps everything, 0.8 is the paper's default"),
+    "mode": Param(Options(str, MODES, ignore_case=True),
+                  hint="'easy' takes the samples closest to the prototype first, 'hard' the "
+                       "farthest first"),
+}
 
-def check_alpha(alpha: float) -> float:
-    """Return ``alpha`` as a float; raise ``ValueError`` unless ``0 < alpha <= 1``."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
-        raise ValueError(f"alpha (the kept share) must be in (0, 1], got {alpha!r}; "
-                         "1 keeps everything, 0.8 is the paper's default")
-    return float(alpha)
+#: who the messages of :func:`check_alpha` and :func:`check_mode` name by default
+OWNER = "offline reducer"
+
+
+def check_alpha(alpha: float, owner: str = OWNER) -> float:
+    """Return ``alpha`` as a float; raise ``ValueError`` unless ``0 < alpha <= 1``.
+
+    Args:
+        alpha: the kept share.
+        owner: who checks, the message's prefix. Default ``"offline reducer"``.
+    """
+    return validate_params(owner, {"alpha": alpha}, CONSTRAINTS)["alpha"]
 
 
 def keep_count(alpha: float, n: int) -> int:
     """``ceil(alpha * n)`` (at least 1, at most ``n``), rounding ``alpha * n`` to 9 decimals
-    first so that binary float noise never adds a sample."""
-    return min(n, max(1, math.ceil(round(alpha * n, 9))))
+    first so that binary float noise never adds a sample
+    (:func:`~thrifty.utils.shares.share_count`).
+
+    Args:
+        alpha: the kept share, in [0, 1].
+        n: the number of samples.
+    """
+    return share_count(alpha, n)
 
 
-def check_mode(mode: str) -> str:
-    """Normalise a selection mode to ``"easy"`` or ``"hard"``; raise ``ValueError`` otherwise."""
-    m = str(mode).lower()
-    if m not in MODES:
-        raise ValueError(f"mode must be 'easy' (closest to the prototype first) or 'hard' "
-                         f"(farthest first), got {mode!r}")
-    return m
+def check_mode(mode: str, owner: str = OWNER) -> str:
+    """Normalise a selection mode to ``"easy"`` or ``"hard"`` (case-insensitive); raise
+    ``ValueError`` otherwise.
+
+    Args:
+        mode: the mode.
+        owner: who checks, the message's prefix. Default ``"offline reducer"``.
+    """
+    return validate_params(owner, {"mode": mode}, CONSTRAINTS)["mode"]
 
 
 def mode_order(distances: torch.Tensor, mode: str) -> torch.Tensor:

@@ -450,10 +450,11 @@ class SnapshotEmbedder(Embedder):
     ``warmup_epochs`` epochs by the engine's :func:`~thrifty.engine.warmup.warm_up` (inside a
     run: ``ctx.warmup``) with the run's config (``epochs=warmup_epochs``, no methods, no
     periodic checkpoints, output in a temporary folder that is deleted afterwards) on the
-    run's training data, evaluated on at most 2,000 test samples (the warm-up accuracy is informational only); its
-    penultimate features (``model.penultimate(x)``, else the input of the last
-    ``nn.Linear``) are the embeddings. The global RNG state is restored afterwards, so the
-    run itself is the same whether the snapshot came from the cache or was trained.
+    run's training data, evaluated on at most 2,000 test samples (the warm-up accuracy is
+    informational only); its penultimate features (``model.penultimate(x)``, else the
+    input of the last ``nn.Linear``) are the embeddings. The global RNG state is restored
+    afterwards, so the run itself is the same whether the snapshot came from the cache or
+    was trained.
     The IDS paper's Table A3 found a snapshot after 15 epochs (of 200) "negligibly" better
     than ImageNet ResNet-18, SwAV and DINOv2; on short runs a few epochs suffice.
 

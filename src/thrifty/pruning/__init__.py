@@ -9,7 +9,6 @@ returns a :class:`PruneResult` with ``masks`` and a ``report``); thin classes :c
 ``thrifty prune`` (:mod:`thrifty.pruning.command`).
 """
 
-from thrifty.pruning.activations import balanced_subset, collect_activations, tap
 from thrifty.pruning.baselines import (
     BaselineConfig,
     MagnitudePruning,
@@ -21,7 +20,9 @@ from thrifty.pruning.baselines import (
 from thrifty.pruning.core import PruneResult
 from thrifty.pruning.estimators import acmi_hash, gmi_mst
 from thrifty.pruning.groups import LayerPair, layer_pairs
-from thrifty.pruning.masks import (
+from thrifty.pruning.mint import MINT, MintConfig, mint_prune
+from thrifty.pruning.snacs import SNACS, SnacsConfig, snacs_prune
+from thrifty.utils.masks import (
     apply_masks,
     load_masks,
     prunable_layers,
@@ -29,9 +30,8 @@ from thrifty.pruning.masks import (
     remove_masks,
     save_masks,
 )
-from thrifty.pruning.mint import MINT, MintConfig, mint_prune
-from thrifty.pruning.sensitivity import filter_sensitivity, protected_filters
-from thrifty.pruning.snacs import SNACS, SnacsConfig, snacs_prune
+from thrifty.utils.sensitivity import filter_sensitivity, protected_filters
+from thrifty.utils.taps import balanced_subset, collect_activations, tap
 
 __all__ = ["MINT", "SNACS", "BaselineConfig", "LayerPair", "MagnitudePruning", "MintConfig",
            "PruneResult", "RandomPruning", "SnacsConfig",

@@ -44,7 +44,7 @@ from thrifty.pruning.core import (
     tie_rng,
 )
 from thrifty.pruning.groups import LayerPair, PairGroups, group_labels, layer_pairs, out_width
-from thrifty.pruning.masks import prunable_layers
+from thrifty.utils.masks import prunable_layers
 
 
 def layer_shares(model: nn.Module, sparsity: float | None = None,

@@ -3,7 +3,7 @@
     thrifty prune --method PRUNER --from RUN_DIR|CHECKPOINT|WEIGHTS \\
         [--workload NAME] [--method-arg KEY=VALUE ...] --out DIR
 
-writes ``DIR/masks.pt`` (:func:`~thrifty.pruning.masks.save_masks`), ``DIR/weights.pt`` (the
+writes ``DIR/masks.pt`` (:func:`~thrifty.utils.masks.save_masks`), ``DIR/weights.pt`` (the
 trained weights, to retrain from) and ``DIR/prune.json`` (per-layer shares, total pruned share
 of the Conv + Linear weights, time, settings, test accuracy before/after pruning), and returns
 the report and the retraining command (``thrifty train ... --weights DIR/weights.pt --masks
@@ -26,9 +26,9 @@ from torch import nn
 
 from thrifty.methods import available_methods, build_method, get_method
 from thrifty.models.registry import unwrap_state_dict
-from thrifty.pruning.activations import balanced_subset
 from thrifty.pruning.core import PruneResult
-from thrifty.pruning.masks import apply_masks, save_masks
+from thrifty.utils.masks import apply_masks, save_masks
+from thrifty.utils.taps import balanced_subset
 
 #: run options a checkpoint's config contributes (the data and the model it was trained on)
 _FROM_RUN = ("dataset", "data_root", "model", "model_args", "train_limit", "seed")

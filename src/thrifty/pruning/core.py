@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from thrifty.pruning.activations import balanced_subset, collect_activations
 from thrifty.pruning.groups import PairGroups, connection_mask, expand_mask
-from thrifty.pruning.masks import prunable_layers
+from thrifty.utils.masks import prunable_layers
+from thrifty.utils.taps import balanced_subset, collect_activations
 
 #: ``scorer(i, j) -> score`` of the connection (child group i, parent group j) of one pair
 PairScorer = Callable[[int, int], float]

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from thrifty.pruning.masks import prunable_layers
+from thrifty.utils.masks import prunable_layers
 
 #: default upper bound on the number of groups of a layer (the spec's MNIST-MLP value)
 MAX_DEFAULT_GROUPS = 20

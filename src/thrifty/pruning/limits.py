@@ -31,7 +31,7 @@ from sklearn.svm import SVC
 from torch import nn
 from torch.func import functional_call
 
-from thrifty.pruning.activations import spatial_mean
+from thrifty.utils.taps import spatial_mean
 
 #: ``cut_mask(level) -> weight-shaped bool mask (True = kept)`` of one layer
 MaskAtLevel = Callable[[float], torch.Tensor]

@@ -47,7 +47,6 @@ import torch
 from torch import nn
 
 from thrifty.methods import config_signature, register_method
-from thrifty.pruning.activations import balanced_subset
 from thrifty.pruning.core import (
     PairScorer,
     PruneMethod,
@@ -75,8 +74,9 @@ from thrifty.pruning.limits import (
     match_sparsity,
     svm_accuracy_curve,
 )
-from thrifty.pruning.masks import prunable_layers
-from thrifty.pruning.sensitivity import filter_sensitivity, protected_filters
+from thrifty.utils.masks import prunable_layers
+from thrifty.utils.sensitivity import filter_sensitivity, protected_filters
+from thrifty.utils.taps import balanced_subset
 
 PHI = {"one": lambda w: np.ones_like(w), "weight": lambda w: w,
        "weight_sq": lambda w: w ** 2, "exp_weight": lambda w: np.exp(-w ** 2 / 2)}

@@ -1,9 +1,9 @@
 """Per-epoch samplers: which samples are loaded each epoch (random-adaptive, loss-adaptive,
 InfoBatch, ASSIST epochwise) and the curricula of seed 003 (LILAC: incremental labels and
-adaptive compensation; CAPER: one-shot removal of noise-sensitive samples), with the ratio
-schedules they share."""
+adaptive compensation; CAPER: one-shot removal of noise-sensitive samples). The ratio
+schedules they share live in :mod:`thrifty.utils.schedules` and are re-exported here."""
 
-from thrifty.sampling.base import RenewingSampler, draw_generator
+from thrifty.sampling.base import RenewingSampler
 from thrifty.sampling.caper import (
     Caper,
     feature_layers,
@@ -21,7 +21,8 @@ from thrifty.sampling.infobatch import InfoBatch, anneal_start
 from thrifty.sampling.lilac import Lilac, balanced_order, compensated_targets
 from thrifty.sampling.loss_adaptive import LossAdaptive, selection_weights, weighted_draw
 from thrifty.sampling.random_adaptive import RandomAdaptive
-from thrifty.sampling.schedules import (
+from thrifty.utils.random import draw_generator
+from thrifty.utils.schedules import (
     MEAN_OVER,
     SHAPES,
     EpochRatio,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from thrifty.engine.interfaces import EpochSampler, SelectionError, TrainContext
 from thrifty.methods import register_method
-from thrifty.selection.assist import accuracy_filter, check_margin
+from thrifty.selection.assist import accuracy_filter
+from thrifty.utils.params import Interval, Options, Param, validate_params
 
 
 @register_method("assist-epochwise", "sampler",
@@ -50,18 +51,21 @@ class AssistEpochwise(EpochSampler):
 
     name = "assist-epochwise"
     _state_attrs = ("active", "diag")
+    _parameter_constraints = {
+        # the same margin as the batchwise filter's (thrifty.selection.assist.MARGIN)
+        "margin": Param(Interval(float, 0, 1, closed="neither"), None, label="alpha",
+                        hint="None turns the soft filter off"),
+        "starvation": Param(Options(str, ("random", "error")),
+                            hint="assist-epochwise cannot skip an epoch (the engine refuses an "
+                                 "epoch that loads nothing); 'random' loads the whole pool, to "
+                                 "take no step add the assist selector with starvation=skip"),
+    }
 
     def __init__(self, margin: float | None = None, starvation: str = "random") -> None:
         super().__init__()
-        self.margin = check_margin(margin)
-        if starvation == "skip":
-            raise ValueError("assist-epochwise cannot skip an epoch (the engine refuses an "
-                             "epoch that loads nothing); use starvation='random' (load the "
-                             "whole pool) or 'error', or add the assist selector with "
-                             "starvation=skip")
-        if starvation not in ("random", "error"):
-            raise ValueError(f"starvation must be 'random' or 'error', got {starvation!r}")
-        self.starvation = starvation
+        v = validate_params("AssistEpochwise", {"margin": margin, "starvation": starvation},
+                            self._parameter_constraints)
+        self.margin, self.starvation = v["margin"], starvation
         self.diag: dict[str, float] = {}
 
     def begin_epoch(self, ctx: TrainContext) -> None:

@@ -1,24 +1,18 @@
-"""Shared machinery of the per-epoch samplers: per-draw generators and periodic renewal."""
+"""Shared machinery of the per-epoch samplers: periodic renewal of a subset of the pool."""
 
 from __future__ import annotations
 
-import zlib
 from abc import ABC, abstractmethod
 
-import numpy as np
 import torch
 
 from thrifty.engine.interfaces import EpochSampler, TrainContext
-from thrifty.sampling.schedules import RatioSchedule, subset_size
 
+# moved to thrifty.utils.random; shim until every importer is updated
+from thrifty.utils.random import draw_generator
+from thrifty.utils.schedules import RatioSchedule, subset_size
 
-def draw_generator(seed: int, epoch: int, name: str) -> torch.Generator:
-    """A generator seeded by ``(seed, epoch, name)`` alone (via :class:`numpy.random.SeedSequence`),
-    so that a method's draw at an epoch can be regenerated and does not depend on what else
-    consumed randomness before it."""
-    entropy = [seed & 0xFFFF_FFFF_FFFF_FFFF, epoch, zlib.crc32(name.encode())]
-    state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
+__all__ = ["RenewingSampler"]
 
 
 class RenewingSampler(EpochSampler, ABC):
@@ -27,15 +21,16 @@ class RenewingSampler(EpochSampler, ABC):
     Subclasses implement :meth:`draw`. The subset and the renewal it belongs to are part of the
     state, so a resumed run continues with the same subset until the next renewal. Renewals
     happen at the epochs ``t`` with ``t % period == 0``, the first at ``t = 0``; the ratio
-    comes from a :class:`~thrifty.sampling.schedules.RatioSchedule` and is a share of the pool
-    (what the offline reducer kept), rounded up to whole samples.
+    comes from a :class:`~thrifty.utils.schedules.RatioSchedule` and is a share of the pool
+    (what the offline reducer kept), rounded up to whole samples
+    (:func:`~thrifty.utils.schedules.subset_size`).
 
     Args:
         ratio: S_0, the (initial) share of the pool, in (0, 1].
         period: R, epochs between renewals, >= 1.
         schedule: ratio schedule shape: constant, exponential, linear, cosine, step.
         final_ratio, alpha, gamma, mean_ratio, mean_over, step_size: see
-            :class:`~thrifty.sampling.schedules.RatioSchedule`.
+            :class:`~thrifty.utils.schedules.RatioSchedule`.
     """
 
     _state_attrs = ("active", "renewal", "current_ratio", "diag")

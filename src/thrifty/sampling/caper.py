@@ -16,10 +16,11 @@ from torch import nn
 
 from thrifty.engine.interfaces import EpochSampler, TrainContext
 from thrifty.methods import register_method
-from thrifty.pruning.activations import tap
-from thrifty.pruning.masks import prunable_layers, weight_of
-from thrifty.pruning.sensitivity import filter_sensitivity
-from thrifty.sampling.base import draw_generator
+from thrifty.utils.masks import prunable_layers, weight_of
+from thrifty.utils.random import draw_generator
+from thrifty.utils.sensitivity import filter_sensitivity
+from thrifty.utils.shares import share_count
+from thrifty.utils.taps import tap
 
 WINDOWS = ("last", "first-half", "second-half")
 SCORES = ("noise", "random")
@@ -268,10 +269,11 @@ def most_sensitive(scores: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def removal_count(remove: int | float, pool_size: int) -> int:
-    """gamma: ``remove`` itself when an int, else ``round(remove * pool_size)`` (at least 1)."""
+    """gamma: ``remove`` itself when an int, else ``remove * pool_size`` rounded to the
+    nearest (at least 1; :func:`~thrifty.utils.shares.share_count`)."""
     if isinstance(remove, int):
         return remove
-    return max(1, round(remove * pool_size))
+    return share_count(remove, pool_size, rounding="nearest")
 
 
 @register_method("caper", "sampler",

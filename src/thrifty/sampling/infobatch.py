@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from thrifty.engine.interfaces import EpochSampler, TrainContext
 from thrifty.methods import register_method
-from thrifty.sampling.base import draw_generator
-from thrifty.sampling.schedules import EpochRatio
+from thrifty.utils.params import Interval, Param, validate_params
+from thrifty.utils.random import draw_generator
+from thrifty.utils.schedules import EpochRatio
+from thrifty.utils.shares import share_count
 
 
 def anneal_start(epochs: int, delta: float) -> int:
     """First 0-based epoch trained on full data: ``floor(delta * epochs)`` (float noise
-    ignored). Epochs ``0 .. anneal_start - 1`` may be pruned."""
-    return math.floor(round(delta * epochs, 9))
+    ignored, :func:`~thrifty.utils.shares.share_count`). Epochs ``0 .. anneal_start - 1`` may
+    be pruned.
+
+    Args:
+        epochs: the run's number of epochs, >= 0.
+        delta: the share of the epochs in which pruning may happen, in [0, 1].
+    """
+    return share_count(delta, epochs, rounding="floor", minimum=0)
 
 
 @register_method("infobatch", "sampler",
@@ -39,7 +45,7 @@ class InfoBatch(EpochSampler):
             paper's default).
         schedule: shape of a prune ratio r_t that decreases over the pruning epochs:
             ``constant`` (default, the paper), ``exponential``, ``linear``, ``cosine`` or
-            ``step``; see :class:`~thrifty.sampling.schedules.RatioSchedule`.
+            ``step``; see :class:`~thrifty.utils.schedules.RatioSchedule`.
         final_ratio: target r in the last pruning epoch, in (0, prune_ratio]. Default
             ``None``.
         alpha: decay per epoch of the exponential schedule, >= 0. Default ``None``.
@@ -77,6 +83,15 @@ class InfoBatch(EpochSampler):
     name = "infobatch"
     weighted = True
     _state_attrs = ("active", "weights", "diag")
+    _parameter_constraints = {
+        "prune_ratio": Param(Interval(float, 0, 1, closed="left"), label="r",
+                             hint="the kept well-learned samples are weighted 1/(1-r); 0.5 is "
+                                  "the paper's default"),
+        "delta": Param(Interval(float, 0, 1), label="share of epochs with pruning",
+                       hint="0.875 is the paper's default, 0 disables pruning"),
+    }
+    loss_kinds = ("train",)  # scores are training losses, never a selector's probe
+    needs_train_losses = True
 
     def __init__(self, prune_ratio: float = 0.5, delta: float = 0.875,
                  schedule: str = "constant", final_ratio: float | None = None,
@@ -84,15 +99,9 @@ class InfoBatch(EpochSampler):
                  mean_ratio: float | None = None, mean_over: str = "renewals",
                  step_size: int | None = None) -> None:
         super().__init__()
-        if not (isinstance(prune_ratio, (int, float)) and 0 <= prune_ratio < 1):
-            raise ValueError(f"prune_ratio (r) must be in [0, 1): the kept well-learned samples "
-                             f"are weighted 1/(1-r); got {prune_ratio!r}. 0.5 is the paper's "
-                             "default")
-        if not (isinstance(delta, (int, float)) and 0 <= delta <= 1):
-            raise ValueError(f"delta (share of epochs with pruning) must be in [0, 1], got "
-                             f"{delta!r}; 0.875 is the paper's default, 0 disables pruning")
-        self.prune_ratio = float(prune_ratio)
-        self.delta = float(delta)
+        v = validate_params("InfoBatch", {"prune_ratio": prune_ratio, "delta": delta},
+                            self._parameter_constraints)
+        self.prune_ratio, self.delta = v["prune_ratio"], v["delta"]
         self.ratio = EpochRatio(self.prune_ratio, schedule, final_ratio=final_ratio,
                                 alpha=alpha, gamma=gamma, mean_ratio=mean_ratio,
                                 mean_over=mean_over, step_size=step_size, name="prune_ratio")
@@ -129,13 +138,13 @@ class InfoBatch(EpochSampler):
         r = self.prune_ratio_at(ctx.epoch, ctx.epochs)
         self.diag = {"annealing": float(annealing), "prune_ratio": r, "well_learned": 0.0,
                      "pruned": 0.0}
-        scores = ctx.record.loss[self.pool]
+        scores = ctx.record.losses(self.pool, "train")
         seen = ~torch.isnan(scores)
         if not annealing and seen.any():
             threshold = scores[seen].mean()
             well = seen & (scores < threshold)
             learned = self.pool[well]
-            keep = math.floor(round((1 - r) * len(learned), 9))
+            keep = share_count(1 - r, len(learned), rounding="floor", minimum=0)
             g = draw_generator(self.seed, ctx.epoch, self.name)
             kept = learned[torch.randperm(len(learned), generator=g)[:keep]]
             self.weights[kept] = 1 / (1 - r)

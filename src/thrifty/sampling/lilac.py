@@ -13,7 +13,7 @@ import torch
 
 from thrifty.engine.interfaces import EpochSampler, Pieces, TrainContext
 from thrifty.methods import register_method
-from thrifty.sampling.base import draw_generator
+from thrifty.utils.random import draw_generator
 
 
 def _int_at_least(name: str, value: Any, low: int, hint: str) -> int:

@@ -10,6 +10,7 @@ from scipy.stats import percentileofscore
 from thrifty.engine.interfaces import TrainContext
 from thrifty.methods import register_method
 from thrifty.sampling.base import RenewingSampler
+from thrifty.utils.params import Interval, Param, validate_params
 
 
 def selection_weights(losses: torch.Tensor, history: torch.Tensor, beta: float) -> torch.Tensor:
@@ -56,7 +57,7 @@ class LossAdaptive(RenewingSampler):
             1024 (Selective-Backprop default).
         schedule, final_ratio, alpha, gamma, mean_ratio, mean_over, step_size: the ratio
             schedule, as for ``random-adaptive`` (see
-            :class:`~thrifty.sampling.schedules.RatioSchedule`); default constant.
+            :class:`~thrifty.utils.schedules.RatioSchedule`); default constant.
 
     Decisions: the pool is scored in one pass per renewal (renewals at the 0-based epochs
     ``t % period == 0``, the first at t = 0). Its losses enter the history in a random order
@@ -71,6 +72,12 @@ class LossAdaptive(RenewingSampler):
 
     name = "loss-adaptive"
     _state_attrs = (*RenewingSampler._state_attrs, "history")
+    _parameter_constraints = {
+        "beta": Param(Interval(float, 0, math.inf, closed="left"),
+                      hint="0 selects uniformly, 2 is the Selective-Backprop default"),
+        "history": Param(Interval(int, 1, None, closed="left"),
+                         label="number of recent losses for the percentiles"),
+    }
 
     def __init__(self, ratio: float = 0.4, period: int = 3, beta: float = 2.0,
                  history: int = 1024, schedule: str = "constant",
@@ -80,14 +87,10 @@ class LossAdaptive(RenewingSampler):
         super().__init__(ratio, period, schedule, final_ratio=final_ratio, alpha=alpha,
                          gamma=gamma, mean_ratio=mean_ratio, mean_over=mean_over,
                          step_size=step_size)
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be a finite number >= 0 (0 selects uniformly, 2 is "
-                             f"the Selective-Backprop default), got {beta!r}")
-        if not isinstance(history, int) or isinstance(history, bool) or history < 1:
-            raise ValueError(f"history (number of recent losses for the percentiles) must be "
-                             f"an integer >= 1, got {history!r}")
-        self.beta = float(beta)
-        self.history_size = history
+        v = validate_params("LossAdaptive", {"beta": beta, "history": history},
+                            self._parameter_constraints)
+        self.beta = v["beta"]
+        self.history_size = v["history"]
         self.history = torch.empty(0)
 
     def setup(self, pool: torch.Tensor, ctx: TrainContext) -> None:

@@ -7,7 +7,8 @@ import torch
 from thrifty.engine.interfaces import TrainContext
 from thrifty.methods import register_method
 from thrifty.sampling.base import RenewingSampler
-from thrifty.sampling.schedules import subset_size
+from thrifty.utils.params import Boolean, validate_params
+from thrifty.utils.schedules import subset_size
 
 
 @register_method("random-adaptive", "sampler",
@@ -49,6 +50,7 @@ class RandomAdaptive(RenewingSampler):
     """
 
     name = "random-adaptive"
+    _parameter_constraints = {"stratified": Boolean()}
 
     def __init__(self, ratio: float = 0.4, period: int = 3, schedule: str = "constant",
                  final_ratio: float | None = None, alpha: float | None = None,
@@ -58,8 +60,8 @@ class RandomAdaptive(RenewingSampler):
         super().__init__(ratio, period, schedule, final_ratio=final_ratio, alpha=alpha,
                          gamma=gamma, mean_ratio=mean_ratio, mean_over=mean_over,
                          step_size=step_size)
-        if not isinstance(stratified, bool):
-            raise ValueError(f"stratified must be true or false, got {stratified!r}")
+        validate_params("RandomAdaptive", {"stratified": stratified},
+                        self._parameter_constraints)
         self.stratified = stratified
 
     def draw(self, ctx: TrainContext, size: int, generator: torch.Generator) -> torch.Tensor:

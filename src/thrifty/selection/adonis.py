@@ -21,18 +21,27 @@ import torch
 
 from thrifty.engine.interfaces import TrainContext
 from thrifty.methods import register_method
-from thrifty.selection.history import (
-    LossHistorySelector,
-    as_numpy,
-    check_choice,
-    check_int,
-    check_number,
-    share,
-)
+from thrifty.selection.history import POSITIVE_INT, LossHistorySelector, as_numpy
+from thrifty.utils.params import Interval, Options, Param, validate_params
+from thrifty.utils.shares import share_count
 
 BIN_RULES = ("sturges", "sqrt", "rice")
 DRAWS = ("random", "first")
 FALLBACKS = ("top-bin", "skip")
+
+#: what the functions and :class:`Adonis` accept
+CONSTRAINTS = {
+    "bins": Options(str, BIN_RULES),
+    "sigma": Param(Interval(float, 0, None, closed="neither"),
+                   label="the outlier clip in std", hint="default 1.0"),
+    "theta": Param(Interval(float, 0, 1, closed="neither"), label="the PMF threshold",
+                   hint="the paper's usable range is 0.1-0.7, default 0.12"),
+    "alpha": Param(Interval(float, 0, 1, closed="right"),
+                   label="the selected share of candidates", hint="default 0.3"),
+    "eta": POSITIVE_INT,
+    "draw": Options(str, DRAWS),
+    "fallback": Options(str, FALLBACKS),
+}
 
 
 def _clip(h: np.ndarray, sigma: float) -> np.ndarray:
@@ -66,7 +75,7 @@ def loss_histogram(values: torch.Tensor, bins: str = "sturges"
         values: 1-D tensor, non-empty.
         bins: ``"sturges"`` (default), ``"sqrt"`` or ``"rice"``.
     """
-    check_choice("bins", bins, BIN_RULES)
+    validate_params("loss_histogram", {"bins": bins}, CONSTRAINTS)
     counts, edges = np.histogram(as_numpy(values), bins=bins)
     return torch.from_numpy(counts), torch.from_numpy(edges)
 
@@ -110,7 +119,7 @@ def adonis_probabilities(losses: torch.Tensor, history: torch.Tensor, sigma: flo
         float64 tensor of p in [0, 1]; 0 for losses outside the clipped range (and for all
         losses when the clipped history is empty).
     """
-    check_choice("bins", bins, BIN_RULES)
+    validate_params("adonis_probabilities", {"bins": bins}, CONSTRAINTS)
     return torch.from_numpy(_probabilities(as_numpy(losses), as_numpy(history), sigma, bins))
 
 
@@ -140,7 +149,7 @@ def adonis_select(p: torch.Tensor, theta: float = 0.12, alpha: float = 0.3,
         p: per-sample probabilities (:func:`adonis_probabilities`).
         theta: PMF threshold. Default 0.12.
         alpha: share of the candidates kept: ``ceil(alpha * candidates)``, at least 1 when
-            there is a candidate. Default 0.3.
+            there is a candidate (:func:`~thrifty.utils.shares.share_count`). Default 0.3.
         generator: randomness of ``draw="random"``. Default ``None`` (torch's global one).
         draw: ``"random"`` (default): a uniform draw without replacement among candidates;
             ``"first"``: the first candidates in batch order (no randomness).
@@ -148,8 +157,7 @@ def adonis_select(p: torch.Tensor, theta: float = 0.12, alpha: float = 0.3,
             whose p equals the batch's largest p (the most frequent bin present; the whole
             batch if every p is 0) as candidates; ``"skip"`` selects nothing.
     """
-    check_choice("draw", draw, DRAWS)
-    check_choice("fallback", fallback, FALLBACKS)
+    validate_params("adonis_select", {"draw": draw, "fallback": fallback}, CONSTRAINTS)
     pos, n, used_fallback = _select(as_numpy(p), theta, alpha, generator, draw, fallback)
     return AdonisChoice(torch.from_numpy(pos), n, used_fallback)
 
@@ -161,7 +169,7 @@ def _select(p: np.ndarray, theta: float, alpha: float, generator: torch.Generato
     used_fallback = n == 0 and len(p) > 0
     if used_fallback:
         pos = pos if fallback == "skip" else np.flatnonzero(p == p.max())
-    m = share(len(pos), alpha)
+    m = share_count(alpha, len(pos))
     if draw == "random" and m < len(pos):
         pos = np.sort(pos[torch.randperm(len(pos), generator=generator)[:m].numpy()])
     return pos[:m].astype(np.int64), n, used_fallback
@@ -230,28 +238,20 @@ class Adonis(LossHistorySelector):
 
     name = "adonis"
     _count_keys = LossHistorySelector._count_keys + ("candidates", "no_candidate_batches")
+    _parameter_constraints = {**LossHistorySelector._parameter_constraints, **CONSTRAINTS}
 
     def __init__(self, history: int = 512, bins: str = "sturges", sigma: float = 1.0,
                  theta: float = 0.12, alpha: float = 0.3, eta: int = 1, warmup: int = 0,
                  draw: str = "random", fallback: str = "top-bin",
                  end_of_epoch: str = "carry") -> None:
-        theta, alpha = check_number("theta", theta), check_number("alpha", alpha)
-        sigma = check_number("sigma", sigma)
-        if not 0 < theta < 1:
-            raise ValueError(f"theta (the PMF threshold) must be in (0, 1), got {theta}; the "
-                             "paper's usable range is 0.1-0.7, default 0.12")
-        if not 0 < alpha <= 1:
-            raise ValueError(f"alpha (the selected share of candidates) must be in (0, 1], "
-                             f"got {alpha}; default 0.3")
-        if not sigma > 0:
-            raise ValueError(f"sigma (the outlier clip in std) must be > 0, got {sigma}; "
-                             "default 1.0")
-        super().__init__(history, check_int("eta", eta, 1), warmup, end_of_epoch)
-        self.bins = check_choice("bins", bins, BIN_RULES)
-        self.sigma, self.theta, self.alpha = sigma, theta, alpha
+        v = validate_params("Adonis", {
+            "theta": theta, "alpha": alpha, "sigma": sigma, "eta": eta, "bins": bins,
+            "draw": draw, "fallback": fallback}, self._parameter_constraints)
+        super().__init__(history, v["eta"], warmup, end_of_epoch)
+        self.bins = bins
+        self.sigma, self.theta, self.alpha = v["sigma"], v["theta"], v["alpha"]
         self.eta = self.every
-        self.draw = check_choice("draw", draw, DRAWS)
-        self.fallback = check_choice("fallback", fallback, FALLBACKS)
+        self.draw, self.fallback = draw, fallback
 
     def _choose(self, losses: np.ndarray, ctx: TrainContext) -> np.ndarray:
         p = _probabilities(losses, as_numpy(self.history), self.sigma, self.bins)

@@ -18,7 +18,6 @@ epochwise variant (Alg 8) is :class:`thrifty.sampling.assist_epochwise.AssistEpo
 from __future__ import annotations
 
 import math
-from numbers import Real
 from typing import Any
 
 import torch
@@ -31,12 +30,17 @@ from thrifty.engine.interfaces import (
     TrainContext,
 )
 from thrifty.methods import register_method
-from thrifty.sampling.schedules import EpochRatio
 from thrifty.selection.loss_selectors import LossSelector
+from thrifty.utils.params import Boolean, Interval, Options, Param, validate_params
+from thrifty.utils.schedules import EpochRatio
 
 STARVATION = ("random", "skip", "error")
 FILTER_MODES = ("eval", "train")
 FILLS = ("none", "random")
+
+#: the soft accuracy filter's margin alpha (Alg 6): in (0, 1), or ``None`` (hard filter only)
+MARGIN = Param(Interval(float, 0, 1, closed="neither"), None, label="alpha",
+               hint="None turns the soft filter off")
 
 
 # ---------------------------------------------------------------------- functional core
@@ -66,16 +70,6 @@ def top2_margin(logits: torch.Tensor) -> torch.Tensor:
     return (top[:, 0] - top[:, 1]).cpu()
 
 
-def check_margin(margin: float | None) -> float | None:
-    """``margin`` if it is ``None`` (off) or in (0, 1)."""
-    if margin is None:
-        return None
-    if isinstance(margin, bool) or not isinstance(margin, Real) or not 0 < margin < 1:
-        raise ValueError(f"margin (alpha) must be in (0, 1), or None to turn the soft filter "
-                         f"off; got {margin!r}")
-    return float(margin)
-
-
 def accuracy_filter(logits: torch.Tensor, targets: torch.Tensor, margin: float | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ASSIST filter: ``(wrong, marginal)`` CPU bool masks.
@@ -90,33 +84,11 @@ def accuracy_filter(logits: torch.Tensor, targets: torch.Tensor, margin: float |
         margin: alpha in (0, 1), or ``None`` for the hard filter alone (``marginal`` is all
             ``False``). Default ``None``.
     """
-    margin = check_margin(margin)
+    margin = validate_params("accuracy_filter", {"margin": margin}, {"margin": MARGIN})["margin"]
     wrong = misclassified(logits, targets)
     if margin is None:
         return wrong, torch.zeros_like(wrong)
     return wrong, ~wrong & (top2_margin(logits) <= margin)
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def _check_patience(patience: Any) -> int | None:
-    if patience is None:
-        return None
-    if isinstance(patience, bool) or not isinstance(patience, Real) \
-            or int(patience) != patience or patience < 1:
-        raise ValueError(f"patience must be a number of samples >= 1 (or None: one epoch's "
-                         f"worth of forwarded samples, measured), got {patience!r}")
-    return int(patience)
 
 
 # ---------------------------------------------------------------------- the selector
@@ -193,7 +165,7 @@ class AssistSelector(BatchSelector):
             mode.
         schedule: a decreasing share kept by the loss selector, read once per epoch:
             ``constant`` (default: no schedule), ``exponential``, ``linear``, ``cosine`` or
-            ``step`` (:class:`~thrifty.sampling.schedules.RatioSchedule` with R = 1 over the
+            ``step`` (:class:`~thrifty.utils.schedules.RatioSchedule` with R = 1 over the
             run's epochs). The share is ``k`` (top-k, weighted, q-split, with ``k`` a share in
             (0, 1)) or ``1 - q`` (top-q: epoch t uses ``q_t = 1 - S_t``); ``selector="all"``
             and a count ``k`` have no share and are refused.
@@ -253,6 +225,19 @@ class AssistSelector(BatchSelector):
     _count_keys = ("raw_batches", "forwarded", "misclassified", "marginal", "accepted",
                    "filled", "starved_batches", "fallback_samples", "steps",
                    "end_of_epoch_dropped", "starved_epochs")
+    _parameter_constraints = {
+        "strict": Boolean(), "repeat": Boolean(), "accumulate": Boolean(),
+        "overflow": Options(str, ("discard", "carry")),
+        "end_of_epoch": Options(str, ("carry", "flush", "drop")),
+        "filter": Options(str, ("hard", "none")),
+        "margin": MARGIN,
+        "fill": Options(str, FILLS),
+        "starvation": Options(str, STARVATION),
+        "patience": Param(Interval(int, 1, None, closed="left", integral_floats=True,
+                                   noun="a number of samples"), None,
+                          hint="None: one epoch's worth of forwarded samples, measured"),
+        "filter_mode": Options(str, FILTER_MODES),
+    }
 
     def __init__(self, strict: bool = True, overflow: str = "discard", repeat: bool = False,
                  end_of_epoch: str = "carry", accumulate: bool = True,
@@ -264,29 +249,29 @@ class AssistSelector(BatchSelector):
                  alpha: float | None = None, gamma: float | None = None,
                  mean_ratio: float | None = None, mean_over: str = "renewals",
                  step_size: int | None = None) -> None:
-        self.strict = _check_bool("strict", strict)
-        self.repeat = _check_bool("repeat", repeat)
-        self.accumulate = _check_bool("accumulate", accumulate)
-        self.overflow = _check_choice("overflow", overflow, ("discard", "carry"))
-        self.end_of_epoch = _check_choice("end_of_epoch", end_of_epoch,
-                                          ("carry", "flush", "drop"))
-        self.filter = _check_choice("filter", filter, ("hard", "none"))
-        self.margin = check_margin(margin)
+        v = validate_params("AssistSelector", {
+            "strict": strict, "repeat": repeat, "accumulate": accumulate, "overflow": overflow,
+            "end_of_epoch": end_of_epoch, "filter": filter, "margin": margin, "fill": fill,
+            "starvation": starvation, "patience": patience, "filter_mode": filter_mode},
+            self._parameter_constraints)
+        self.strict, self.repeat, self.accumulate = strict, repeat, accumulate
+        self.overflow, self.end_of_epoch, self.filter = overflow, end_of_epoch, filter
+        self.margin = v["margin"]
         if self.margin is not None and self.filter == "none":
             raise ValueError("margin adds correctly classified samples to the hard filter; "
                              "with filter='none' every sample is already a candidate")
         self.loss_selector = LossSelector(selector, k=k, q=q, p=p, buckets=buckets)
-        self.fill = _check_choice("fill", fill, FILLS)
+        self.fill = fill
         if self.fill == "random" and not (self.loss_selector.kind in ("top-k", "weighted",
                                                                       "q-split")
                                           and isinstance(self.loss_selector.k, int)):
             raise ValueError(f"fill='random' tops each raw batch up to k samples (Alg 5); it "
                              f"needs selector top-k, weighted or q-split with k a count (an "
                              f"integer >= 1), got selector={selector!r}, k={k!r}")
-        self.starvation = _check_choice("starvation", starvation, STARVATION)
-        self.patience_arg = _check_patience(patience)
+        self.starvation = starvation
+        self.patience_arg = v["patience"]
         self.patience = self.patience_arg
-        self.filter_mode = _check_choice("filter_mode", filter_mode, FILTER_MODES)
+        self.filter_mode = filter_mode
         share = self.loss_selector.share
         options = (final_ratio, alpha, gamma, mean_ratio, step_size)
         if share is None and (schedule != "constant" or mean_over != "renewals"

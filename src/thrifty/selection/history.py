@@ -3,50 +3,26 @@
 Both methods keep a rolling history of the last ``l`` per-sample losses, refresh losses
 with a no-grad forward pass only every few epochs (stored losses in between), and pack the
 chosen samples into full training batches. :class:`LossHistorySelector` holds that shared
-part once; a method only implements :meth:`LossHistorySelector._choose`.
+part once; a method only implements :meth:`LossHistorySelector._choose`. Hyper-parameters
+are declared in ``_parameter_constraints`` (:mod:`thrifty.utils.params`); a subclass extends
+the base's declaration.
 """
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 
 import numpy as np
 import torch
 
 from thrifty.engine.interfaces import BatchSelector, PackingRule, SelectionInput, TrainContext
+from thrifty.utils.params import Interval, Options, Param, validate_params
 
+#: what ends an epoch's partial training batch: train it later, alone, or never
+END_OF_EPOCH = ("carry", "flush", "drop")
 
-def check_int(name: str, value: int, minimum: int) -> int:
-    """``value`` as an int, refusing non-integers and values below ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value \
-            or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_number(name: str, value: float) -> float:
-    """``value`` as a float, refusing anything that is not a real number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``choices``, else a ``ValueError`` listing them."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def share(n: int, fraction: float) -> int:
-    """``ceil(fraction * n)`` and at least 1 when ``n > 0`` (0 when ``n == 0``).
-
-    A tolerance of 1e-9 keeps float noise from rounding up (``0.3 * 10`` is 3, not 4).
-    """
-    if n <= 0:
-        return 0
-    return min(n, max(1, math.ceil(fraction * n - 1e-9)))
+#: an integer >= 1 (``2.0`` accepted as 2)
+POSITIVE_INT = Interval(int, 1, None, closed="left", integral_floats=True)
 
 
 def push_history(history: torch.Tensor, losses: torch.Tensor, size: int) -> torch.Tensor:
@@ -112,14 +88,20 @@ class LossHistorySelector(BatchSelector, ABC):
     _state_attrs = ("history", "counts")
     _count_keys = ("considered", "selected", "unseen_trained", "warmup_trained",
                    "stale_batches", "batches")
+    _parameter_constraints = {
+        "history": POSITIVE_INT,
+        "every": Param(POSITIVE_INT, label="the refresh period, eta or staleness"),
+        "warmup": Interval(int, 0, None, closed="left", integral_floats=True),
+        "end_of_epoch": Options(str, END_OF_EPOCH),
+    }
 
     def __init__(self, history: int, every: int, warmup: int = 0,
                  end_of_epoch: str = "carry") -> None:
-        self.history_size = check_int("history", history, 1)
-        self.every = check_int("the refresh period (eta / staleness)", every, 1)
-        self.warmup = check_int("warmup", warmup, 0)
-        self.packing = PackingRule(end_of_epoch=check_choice(
-            "end_of_epoch", end_of_epoch, ("carry", "flush", "drop")))
+        v = validate_params(type(self).__name__, {
+            "history": history, "every": every, "warmup": warmup, "end_of_epoch": end_of_epoch},
+            self._parameter_constraints)
+        self.history_size, self.every, self.warmup = v["history"], v["every"], v["warmup"]
+        self.packing = PackingRule(end_of_epoch=end_of_epoch)
         # with "carry" an epoch may end before rho samples were chosen (small data, strong
         # selection): they wait in the buffer, so an epoch without a step is no error
         self.allow_empty_epoch = end_of_epoch == "carry"
@@ -127,6 +109,11 @@ class LossHistorySelector(BatchSelector, ABC):
         self.counts: dict[str, int] = dict.fromkeys(self._count_keys, 0)
 
     # ------------------------------------------------------------------ schedule
+    @property
+    def reads_stored_losses(self) -> bool:
+        """Whether batches between selection forwards are chosen from stored losses."""
+        return self.every > 1
+
     def in_warmup(self, epoch: int) -> bool:
         """Whether ``epoch`` (0-based) is a warm-up epoch."""
         return epoch < self.warmup

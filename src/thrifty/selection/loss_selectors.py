@@ -17,7 +17,8 @@ samples, plus :class:`LossSelector`, the validated, configured form used by
 
 ``k`` is either a **count** (an integer >= 1: at most k samples out of the losses given,
 i.e. per raw batch inside ASSIST) or a **share** (a float in (0, 1): ``ceil(k * n)`` of the
-n losses given, at least one). See :func:`resolve_k`.
+n losses given, at least one; :func:`~thrifty.utils.shares.share_count`). See
+:func:`resolve_k`. The hyper-parameters are declared once, in :data:`CONSTRAINTS`.
 
 Randomness only comes from the ``generator`` argument (inside the engine: the run's method
 generator ``ctx.generator``), so a seeded generator gives the same draws.
@@ -27,74 +28,56 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from numbers import Real
 
 import torch
+
+from thrifty.utils.params import Interval, Options, Param, validate_params
+from thrifty.utils.shares import share_count
 
 SELECTORS = ("all", "top-k", "top-q", "weighted", "q-split")
 
 _EMPTY = torch.empty(0, dtype=torch.long)
 
-
-# ---------------------------------------------------------------------- validation
-def check_k(k: float) -> float:
-    """``k`` if it is a count (integer >= 1, also written ``32.0``) or a share in (0, 1).
-
-    Args:
-        k: the number of samples (count) or the share of the losses given (share).
-
-    Raises:
-        ValueError: for ``k <= 0``, booleans, non-numbers, NaN and non-integer values > 1.
-    """
-    if isinstance(k, bool) or not isinstance(k, Real) or not math.isfinite(k) or k <= 0:
-        raise ValueError(f"k must be a count (an integer >= 1) or a share in (0, 1), got {k!r}")
-    if k >= 1 and int(k) != k:
-        raise ValueError(f"k = {k!r} is neither a count (an integer >= 1) nor a share in "
-                         "(0, 1)")
-    return int(k) if k >= 1 else float(k)
-
-
-def check_q(q: float) -> float:
-    """``q`` if it is a quantile strictly between 0 and 1 (top-q)."""
-    if isinstance(q, bool) or not isinstance(q, Real) or not 0 < q < 1:
-        raise ValueError(f"q must be a quantile in (0, 1) (top-q keeps the losses >= the "
-                         f"q-quantile; typically 0.5), got {q!r}")
-    return float(q)
-
-
-def check_p(p: float) -> float:
-    """``p`` if it is a positive, finite power (q-split)."""
-    if isinstance(p, bool) or not isinstance(p, Real) or not math.isfinite(p) or p <= 0:
-        raise ValueError(f"p must be a positive power (q-split weighs losses by loss ** p; "
-                         f"typically 2 or more), got {p!r}")
-    return float(p)
-
-
-def check_buckets(buckets: int) -> int:
-    """``buckets`` if it is an integer >= 2 (q-split's q)."""
-    if isinstance(buckets, bool) or not isinstance(buckets, Real) or int(buckets) != buckets \
-            or buckets < 2:
-        raise ValueError(f"buckets must be an integer >= 2 (q-split's q; typically 2), got "
-                         f"{buckets!r}")
-    return int(buckets)
+# ---------------------------------------------------------------------- constraints
+#: what each hyper-parameter of the loss selectors accepts (:class:`LossSelector` and the
+#: functions check against it)
+CONSTRAINTS = {
+    "selector": Options(str, SELECTORS),
+    "k": Param(Interval(int, 1, None, closed="left", integral_floats=True, noun="a count"),
+               Interval(float, 0, 1, closed="neither", noun="a share"),
+               hint="a count takes that many samples (32 or 32.0), a share that part of the "
+                    "samples given (0.25); a value that is neither is refused"),
+    "q": Param(Interval(float, 0, 1, closed="neither", noun="a quantile"),
+               hint="top-q keeps the losses >= the q-quantile; typically 0.5"),
+    "p": Param(Interval(float, 0, math.inf, closed="neither", noun="a finite power"),
+               hint="q-split weighs losses by loss ** p; typically 2 or more"),
+    "buckets": Param(Interval(int, 2, None, closed="left", integral_floats=True),
+                     hint="q-split's q; typically 2"),
+    "share": Interval(float, 0, 1, closed="neither"),
+}
 
 
 def resolve_k(k: float, n: int) -> int:
     """How many of ``n`` samples ``k`` asks for: ``min(k, n)`` for a count, ``ceil(k * n)``
     (at least 1, at most n) for a share; 0 when ``n == 0``.
 
-    A tolerance of 1e-9 keeps float noise from rounding up (``0.3 * 10`` gives 3).
+    The share is counted by :func:`~thrifty.utils.shares.share_count`, which ignores float
+    noise (``0.3 * 10`` gives 3).
 
     Args:
-        k: a count (integer >= 1) or a share in (0, 1); see :func:`check_k`.
+        k: a count (integer >= 1, also written ``32.0``) or a share in (0, 1).
         n: the number of samples to choose from.
+
+    Raises:
+        ValueError: for a ``k`` that is neither (``k <= 0``, booleans, non-numbers, NaN,
+            non-integer values > 1).
     """
-    k = check_k(k)
+    k = validate_params("resolve_k", {"k": k}, CONSTRAINTS)["k"]
     if n <= 0:
         return 0
     if isinstance(k, int):
         return min(k, n)
-    return min(n, max(1, math.ceil(k * n - 1e-9)))
+    return share_count(k, n)
 
 
 def _losses(losses: torch.Tensor) -> torch.Tensor:
@@ -128,7 +111,7 @@ def top_q(losses: torch.Tensor, q: float) -> torch.Tensor:
         losses: 1-D tensor of per-sample losses (finite).
         q: quantile in (0, 1); 0.5 keeps the upper half.
     """
-    q = check_q(q)
+    q = validate_params("top_q", {"q": q}, CONSTRAINTS)["q"]
     x = _losses(losses)
     if len(x) == 0:
         return _EMPTY.clone()
@@ -182,7 +165,8 @@ def q_split_buckets(losses: torch.Tensor, p: float = 2.0, buckets: int = 2) -> t
         p: power > 0 on the losses. Default 2.0 (the thesis: "typically 2 or higher").
         buckets: the number of buckets q >= 2. Default 2.
     """
-    p, buckets = check_p(p), check_buckets(buckets)
+    v = validate_params("q_split", {"p": p, "buckets": buckets}, CONSTRAINTS)
+    p, buckets = v["p"], v["buckets"]
     x = _losses(losses)
     if len(x) == 0:
         return _EMPTY.clone()
@@ -229,7 +213,7 @@ def q_split(losses: torch.Tensor, k: float, p: float = 2.0, buckets: int = 2,
     n = len(bucket)
     if n == 0:
         return _EMPTY.clone()
-    quota = bucket_quotas(resolve_k(k, n), check_buckets(buckets))
+    quota = bucket_quotas(resolve_k(k, n), int(buckets))  # checked by q_split_buckets
     # a random order inside each bucket: sort by bucket + uniform key in [0, 1)
     key = bucket.double() + torch.rand(n, generator=generator, dtype=torch.float64)
     order = torch.argsort(key)
@@ -271,13 +255,13 @@ class LossSelector:
     _USES = {"all": (), "top-k": ("k",), "top-q": ("q",), "weighted": ("k",),
              "q-split": ("k", "p", "buckets")}
     _DEFAULTS = {"k": 0.5, "q": 0.5, "p": 2.0, "buckets": 2}
-    _CHECKS = {"k": check_k, "q": check_q, "p": check_p, "buckets": check_buckets}
+    # ``kind`` is checked as "selector", the name AssistSelector gives it
+    _parameter_constraints = CONSTRAINTS
 
     def __post_init__(self) -> None:
-        if self.kind not in SELECTORS:
-            raise ValueError(f"selector must be one of {', '.join(SELECTORS)}, got "
-                             f"{self.kind!r}")
+        validate_params("LossSelector", {"selector": self.kind}, self._parameter_constraints)
         uses = self._USES[self.kind]
+        values = {}
         for name in ("k", "q", "p", "buckets"):
             value = getattr(self, name)
             if name not in uses:
@@ -285,8 +269,10 @@ class LossSelector:
                     raise ValueError(f"{name} is not a hyper-parameter of selector "
                                      f"{self.kind!r} (it uses: {', '.join(uses) or 'none'})")
                 continue
-            value = self._DEFAULTS[name] if value is None else value
-            object.__setattr__(self, name, self._CHECKS[name](value))
+            values[name] = self._DEFAULTS[name] if value is None else value
+        for name, value in validate_params("LossSelector", values,
+                                           self._parameter_constraints).items():
+            object.__setattr__(self, name, value)
 
     @property
     def share(self) -> float | None:
@@ -314,8 +300,8 @@ class LossSelector:
             raise ValueError(f"selector {self.kind!r} has no share to change: "
                              + ("it keeps every sample" if self.kind == "all" else
                                 f"k = {self.k} is a count; give k as a share in (0, 1)"))
-        if isinstance(share, bool) or not isinstance(share, Real) or not 0 < share < 1:
-            raise ValueError(f"the kept share must be in (0, 1), got {share!r}")
+        share = validate_params("LossSelector.with_share", {"share": share},
+                                self._parameter_constraints)["share"]
         if self.kind == "top-q":
             return replace(self, q=1.0 - float(share))
         return replace(self, k=float(share))

@@ -55,7 +55,7 @@ class OnlineSelection:
 
     def __init__(self, selector: BatchSelector, batch_size: int, num_samples: int | None = None,
                  loss_fn: LossFn | None = None, seed: int = 0, epochs: int = 0) -> None:
-        if num_samples is None and getattr(selector, "every", 1) > 1:
+        if num_samples is None and selector.reads_stored_losses:
             raise ValueError(f"{selector.name!r} reuses stored losses between selection "
                              "forwards: pass num_samples=len(train_set) and idx= to step()")
         self.selector = selector

@@ -17,7 +17,8 @@ import torch
 
 from thrifty.engine.interfaces import TrainContext
 from thrifty.methods import register_method
-from thrifty.selection.history import LossHistorySelector, as_numpy, check_number
+from thrifty.selection.history import POSITIVE_INT, LossHistorySelector, as_numpy
+from thrifty.utils.params import Interval, Param, validate_params
 
 
 def empirical_cdf(losses: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
@@ -106,15 +107,19 @@ class SelectiveBackprop(LossHistorySelector):
     """
 
     name = "sb"
+    _parameter_constraints = {
+        **LossHistorySelector._parameter_constraints,
+        "beta": Param(Interval(float, 0, None, closed="left"),
+                      hint="0 trains every sample, default 2.0"),
+        "staleness": POSITIVE_INT,
+    }
 
     def __init__(self, history: int = 1024, beta: float = 2.0, staleness: int = 1,
                  end_of_epoch: str = "carry") -> None:
-        beta = check_number("beta", beta)
-        if not beta >= 0:
-            raise ValueError(f"beta must be >= 0 (0 trains every sample), got {beta}; "
-                             "default 2.0")
-        super().__init__(history, staleness, 0, end_of_epoch)
-        self.beta = beta
+        v = validate_params(type(self).__name__, {"beta": beta, "staleness": staleness},
+                            self._parameter_constraints)
+        super().__init__(history, v["staleness"], 0, end_of_epoch)
+        self.beta = v["beta"]
         self.staleness = self.every
 
     def _choose(self, losses: np.ndarray, ctx: TrainContext) -> np.ndarray:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from thrifty.utils.params import Interval, validate_params
+
 
 def filter_sensitivity(next_weight: torch.Tensor, num_filters: int | None = None, *,
                        absolute: bool = True) -> torch.Tensor:
@@ -60,8 +62,14 @@ def filter_sensitivity(next_weight: torch.Tensor, num_filters: int | None = None
 
 
 def protected_filters(sensitivity: torch.Tensor, share: float) -> torch.Tensor:
-    """Indices of the top ``share`` (in [0, 1]) of filters by sensitivity, highest first."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"the protected share must be in [0, 1], got {share}")
+    """Indices of the top ``share`` of filters by sensitivity, highest first: the
+    ``round(share * N)`` most sensitive filters.
+
+    Args:
+        sensitivity: ``lambda`` of each filter (:func:`filter_sensitivity`).
+        share: the protected share, in [0, 1].
+    """
+    share = validate_params("protected_filters", {"share": share},
+                            {"share": Interval(float, 0, 1)})["share"]
     k = round(share * len(sensitivity))
     return torch.argsort(sensitivity, descending=True, stable=True)[:k]

@@ -7,7 +7,10 @@ R epochs), with alpha given directly or chosen from a target final ratio S_N or 
 step) to every method that has a ratio. The renewing samplers (random-adaptive, loss-adaptive)
 use it with their period R; :class:`EpochRatio` is the same schedule read once per epoch
 (R = 1) by the methods whose ratio acts every epoch (InfoBatch's prune ratio, the share kept
-by ASSIST's loss selectors). Both take the same options, parsed and checked here only.
+by ASSIST's loss selectors). Both take the same options, declared in
+:data:`RatioSchedule._parameter_constraints` and checked here only
+(:func:`~thrifty.utils.params.validate_params`). A subset of a share S of n samples holds
+:func:`subset_size` ``= ceil(S * n)`` of them (:func:`~thrifty.utils.shares.share_count`).
 
 Epoch indexing (the convention of this module)
 ----------------------------------------------
@@ -40,28 +43,43 @@ import math
 import numpy as np
 from scipy.optimize import brentq
 
+from thrifty.utils.params import Interval, Options, Param, validate_params
+from thrifty.utils.shares import share_count
+
+__all__ = ["MEAN_OVER", "SHAPES", "SHARE", "EpochRatio", "RatioSchedule", "check_ratio",
+           "last_renewal", "subset_size"]
+
 SHAPES = ("constant", "exponential", "linear", "cosine", "step")
 MEAN_OVER = ("renewals", "epochs")
+
+#: a share of the pool: in (0, 1]
+SHARE = Interval(float, 0, 1, closed="right", noun="a share")
+_SHARE_HINT = "1 keeps the whole pool, 0.4 keeps 40% of it"
 
 # what sets the decay of each shape, besides final_ratio and mean_ratio
 _OWN_PARAM = {"exponential": "alpha", "step": "gamma"}
 
 
 def subset_size(ratio: float, n: int) -> int:
-    """``ceil(ratio * n)``, at least 1, ignoring floating-point noise (0.55 of 100 is 55)."""
-    return max(1, math.ceil(round(ratio * n, 9)))
+    """``ceil(ratio * n)``, at least 1 (0 of an empty pool), ignoring floating-point noise
+    (0.55 of 100 is 55): :func:`~thrifty.utils.shares.share_count` with its defaults.
+
+    Args:
+        ratio: the share, in [0, 1].
+        n: the number of samples to draw from.
+    """
+    return share_count(ratio, n)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def check_ratio(value: float, name: str = "ratio", owner: str = "RatioSchedule") -> float:
+    """Refuse a share outside (0, 1] (the constraint :data:`SHARE`); return it as a float.
 
-
-def check_ratio(value: float, name: str = "ratio") -> float:
-    """Refuse a share outside (0, 1]; return it as a float."""
-    if not (_is_number(value) and 0 < value <= 1):
-        raise ValueError(f"{name} must be a share in (0, 1], got {value!r}; 1 keeps the whole "
-                         "pool, 0.4 keeps 40% of it")
-    return float(value)
+    Args:
+        value: the share.
+        name: the parameter's name in the message. Default ``"ratio"``.
+        owner: who checks, the message's prefix. Default ``"RatioSchedule"``.
+    """
+    return validate_params(owner, {name: value}, {name: Param(SHARE, hint=_SHARE_HINT)})[name]
 
 
 def last_renewal(epochs: int, period: int) -> int:
@@ -108,21 +126,40 @@ class RatioSchedule:
     of that shape reaches.
     """
 
+    _parameter_constraints = {
+        "shape": Options(str, SHAPES, what="ratio schedule"),
+        "ratio": Param(SHARE, hint=_SHARE_HINT),
+        "final_ratio": Param(SHARE, None, hint="the share in the last epoch"),
+        "alpha": Param(Interval(float, 0, math.inf, closed="left"), None,
+                       hint="0 keeps the ratio constant"),
+        "gamma": Param(Interval(float, 0, 1, closed="right"), None,
+                       label="the factor of each step"),
+        "mean_ratio": Param(SHARE, None, hint="the target mean share"),
+        "mean_over": Param(Options(str, MEAN_OVER),
+                           hint="'renewals' is the paper's S_avg, 'epochs' the share of data "
+                                "loaded"),
+        "period": Param(Interval(int, 1, None, closed="left"),
+                        label="R, epochs between renewals"),
+        "step_size": Param(Interval(int, 1, None, closed="left", integral_floats=True), None,
+                           label="epochs between drops of the step schedule"),
+        "epochs": Interval(int, 1, None, closed="left"),
+        "over": Options(str, MEAN_OVER),
+    }
+
     def __init__(self, shape: str = "constant", ratio: float = 1.0, *,
                  final_ratio: float | None = None, alpha: float | None = None,
                  gamma: float | None = None, mean_ratio: float | None = None,
                  mean_over: str = "renewals", period: int = 1,
                  step_size: int | None = None, name: str = "ratio") -> None:
-        if shape not in SHAPES:
-            raise ValueError(f"unknown ratio schedule {shape!r}; choose one of "
-                             f"{', '.join(SHAPES)}")
-        if mean_over not in MEAN_OVER:
-            raise ValueError(f"mean_over must be 'renewals' (the paper's S_avg) or 'epochs', "
-                             f"got {mean_over!r}")
-        if not isinstance(period, int) or isinstance(period, bool) or period < 1:
-            raise ValueError(f"period (R, epochs between renewals) must be an integer >= 1, "
-                             f"got {period!r}")
-        self.shape, self.ratio, self.name = shape, check_ratio(ratio, name), name
+        constraints = self._parameter_constraints
+        v = validate_params("RatioSchedule", {
+            "shape": shape, "mean_over": mean_over, "period": period}, constraints)
+        ratio = validate_params("RatioSchedule", {name: ratio}, {name: constraints["ratio"]})[name]
+        v.update(validate_params("RatioSchedule", {
+            "final_ratio": final_ratio, "mean_ratio": mean_ratio, "alpha": alpha, "gamma": gamma,
+            "step_size": step_size}, constraints))
+        final_ratio, mean_ratio = v["final_ratio"], v["mean_ratio"]
+        self.shape, self.ratio, self.name = shape, ratio, name
         self.period, self.mean_over = period, mean_over
         given = {k: v for k, v in (("final_ratio", final_ratio), ("alpha", alpha),
                                    ("gamma", gamma), ("mean_ratio", mean_ratio)) if v is not None}
@@ -140,27 +177,19 @@ class RatioSchedule:
             raise ValueError(f"the {shape} schedule needs exactly one of "
                              f"{', '.join(sorted(allowed))} to set its decay; got {what}")
         for what, target in (("final_ratio", final_ratio), ("mean_ratio", mean_ratio)):
-            if target is None:
-                continue
-            check_ratio(target, what)
-            if target > self.ratio:
+            if target is not None and target > self.ratio:
                 raise ValueError(f"{what} {target} is above the initial {name} {self.ratio}, "
                                  f"but the schedules only decrease; lower {what} or raise "
                                  f"{name}")
-        if alpha is not None and not (_is_number(alpha) and math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"alpha must be a finite number >= 0 (0 keeps the ratio "
-                             f"constant), got {alpha!r}")
-        if gamma is not None and not (_is_number(gamma) and 0 < gamma <= 1):
-            raise ValueError(f"gamma (the factor of each step) must be in (0, 1], got {gamma!r}")
-        if shape == "step" and not (_is_number(step_size) and step_size == int(step_size) >= 1):
-            raise ValueError(f"the step schedule needs step_size, the epochs between drops, "
-                             f"an integer >= 1; got {step_size!r}")
-        self.final_ratio, self.alpha, self.gamma = final_ratio, alpha, gamma
+        if shape == "step" and step_size is None:
+            raise ValueError("the step schedule needs step_size, the epochs between drops, "
+                             "an integer >= 1; got None")
+        self.final_ratio, self.alpha, self.gamma = final_ratio, v["alpha"], v["gamma"]
         if shape != "step" and step_size is not None:
             raise ValueError(f"step_size is a parameter of the step schedule, not of {shape}; "
                              "drop it or use schedule=step")
         self.mean_ratio = mean_ratio
-        self.step_size = None if step_size is None else int(step_size)
+        self.step_size = v["step_size"]
         self.epochs: int | None = None
         self.final_ratio_, self.alpha_, self.gamma_ = self.ratio, 0.0, 1.0
 
@@ -197,8 +226,7 @@ class RatioSchedule:
 
         Raises ``ValueError`` when the target cannot be reached in ``epochs`` epochs.
         """
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        validate_params("RatioSchedule", {"epochs": epochs}, self._parameter_constraints)
         last = last_renewal(epochs, self.period)
         s0 = self.ratio
         if self.shape == "constant":
@@ -268,8 +296,7 @@ class RatioSchedule:
     def mean(self, over: str | None = None) -> float:
         """Mean ratio over ``renewals`` or ``epochs`` (default: ``mean_over``)."""
         over = over or self.mean_over
-        if over not in MEAN_OVER:
-            raise ValueError(f"over must be 'renewals' or 'epochs', got {over!r}")
+        validate_params("RatioSchedule", {"over": over}, self._parameter_constraints)
         return self._mean(self.final_ratio_, self._require_resolved(), over)
 
     def __repr__(self) -> str:
@@ -297,6 +324,11 @@ class EpochRatio:
     Call :meth:`resolve` with the number of epochs the schedule spans, then :meth:`at`.
     """
 
+    _parameter_constraints = {
+        "epochs": Param(Interval(int, 1, None, closed="left"),
+                        label="the number of epochs the schedule spans"),
+    }
+
     def __init__(self, ratio: float, schedule: str = "constant", *,
                  final_ratio: float | None = None, alpha: float | None = None,
                  gamma: float | None = None, mean_ratio: float | None = None,
@@ -321,9 +353,8 @@ class EpochRatio:
         """Fix the number of epochs the schedule spans (see :meth:`RatioSchedule.resolve`).
         Returns self."""
         if self.schedule is not None:
-            if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-                raise ValueError(f"a {self.name} schedule needs the number of epochs it spans "
-                                 f"(an integer >= 1), got {epochs!r}")
+            validate_params(f"EpochRatio ({self.name})", {"epochs": epochs},
+                            self._parameter_constraints)
             self.schedule.resolve(epochs)
         return self
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from thrifty.sampling.schedules import EpochRatio, RatioSchedule, last_renewal, subset_size
+from thrifty.utils.schedules import EpochRatio, RatioSchedule, last_renewal, subset_size
 
 
 def test_paper_example_exponential():

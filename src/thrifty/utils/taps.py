@@ -1,4 +1,5 @@
-"""Per-filter activation summaries of chosen layers (seed 003, §0.1; used by MINT, SNACS, CAPER).
+"""Activation taps: per-filter summaries of chosen layers (seed 003, §0.1; used by MINT, SNACS,
+CAPER), and the class-balanced sample they are read on.
 
 Each filter gives one scalar per sample: the mean of its activation map over H x W (a
 ``Linear`` neuron gives its output). Activations are read from the raw output of the module
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from thrifty.pruning.masks import prunable_layers
+from thrifty.utils.masks import prunable_layers
 
 
 def spatial_mean(out: torch.Tensor) -> torch.Tensor:
@@ -58,7 +59,7 @@ def collect_activations(model: nn.Module, inputs: torch.Tensor, layers: Iterable
     Args:
         model: the trained network.
         inputs: ``[N, ...]`` input tensor (already normalised).
-        layers: module names (see :func:`~thrifty.pruning.masks.prunable_layers`).
+        layers: module names (see :func:`~thrifty.utils.masks.prunable_layers`).
         batch_size: forward batch size (default 512).
         device: where to run the forward passes (default CPU).
     """

@@ -1,5 +1,8 @@
 """Connection masks of a pruned model: build, save, load, apply (fixed during retraining).
 
+The engine applies them (``RunConfig.masks``) and the pruning methods write them, so they
+live in the neutral layer.
+
 Pruning in thrifty zeroes *connections*: entries of the weight of a ``Conv2d`` or ``Linear``
 layer (whole kernels ``W[i, j, :, :]`` for convolutions). Biases and BatchNorm are never
 pruned, and the pruning share counts Conv + Linear weights only (seed 003, §0.7).
