@@ -6,3 +6,14 @@ that counts every unit of work so that speed-ups and accuracy costs are measured
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["Thrift", "__version__"]
+
+
+def __getattr__(name: str):
+    # imported on first use, so that `import thrifty` (and `thrifty --help`) stays light
+    if name == "Thrift":
+        from thrifty.integrations.own_loop import Thrift
+
+        return Thrift
+    raise AttributeError(f"module 'thrifty' has no attribute {name!r}")
