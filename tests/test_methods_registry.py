@@ -104,3 +104,41 @@ def test_one_place_may_be_given_as_a_string():
     with pytest.raises(ValueError, match="unknown place.*'prunr'.*places: reducer, sampler, "
                                          "selector, pruner"):
         available_methods("prunr")
+
+
+def test_describe_method_lists_defaults_constraints_and_meanings(capsys):
+    from thrifty.cli import main
+    from thrifty.methods import describe_method, doc_args
+    from thrifty.sampling import InfoBatch
+
+    text = describe_method("infobatch")
+    assert "prune_ratio = 0.5  [in [0, 1)" in text  # default and the declared constraint
+    assert "the share of the well-learned samples dropped each epoch" in text  # docstring
+    assert "thrifty train --method infobatch" in text
+    meanings = doc_args(InfoBatch)
+    assert set(meanings) >= {"prune_ratio", "delta", "schedule", "step_size"}
+    assert meanings["delta"].startswith("share of the epochs in which pruning may happen")
+    assert main(["methods", "stale-sb"]) == 0
+    out = capsys.readouterr().out
+    assert "staleness = 2" in out and "[an integer >= 1]" in out
+    assert main(["methods", "mint"]) == 0 and "thrifty prune --method mint" in \
+        capsys.readouterr().out
+
+
+def test_doc_args_reads_grouped_and_continued_lines():
+    from thrifty.methods import doc_args
+
+    class Documented:
+        """Summary.
+
+        Args:
+            a, b: two at once,
+                continued here.
+            c: one.
+
+        Returns:
+            nothing: not an argument.
+        """
+
+    assert doc_args(Documented) == {"a": "two at once, continued here.",
+                                    "b": "two at once, continued here.", "c": "one."}

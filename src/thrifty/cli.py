@@ -86,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "(a run folder or its checkpoint.pt); other options are ignored")
     add_config_arguments(train)
 
-    sub.add_parser("methods", help="list the methods (data reduction and pruning) by the "
-                   "place they act in")
+    methods = sub.add_parser("methods", help="list the methods (data reduction and pruning) "
+                             "by the place they act in; with a NAME, its hyper-parameters")
+    methods.add_argument("name", nargs="?", help="a method: print each hyper-parameter with "
+                         "its default, accepted values and meaning")
 
     reduce = sub.add_parser(
         "reduce", help="build and inspect an IDS registry (offline reduction) for a dataset",
@@ -349,10 +351,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_methods() -> int:
-    """Print every registered method, grouped by place, with what the place does."""
-    from thrifty.methods import PLACE_COMMANDS, PLACE_NOTES, PLACES, available_methods
+def _cmd_methods(name: str | None = None) -> int:
+    """Print every registered method, grouped by place, with what the place does; with a
+    name, that method's hyper-parameters (default, accepted values, meaning)."""
+    from thrifty.methods import (
+        PLACE_COMMANDS,
+        PLACE_NOTES,
+        PLACES,
+        available_methods,
+        describe_method,
+    )
 
+    if name is not None:
+        print(describe_method(name))
+        return 0
     methods = available_methods()
     width = max(map(len, methods)) + 2
     groups = [(place, [s for s in methods.values() if s.place == place]) for place in PLACES]
@@ -407,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return _cmd_train(args)
         if args.command == "methods":
-            return _cmd_methods()
+            return _cmd_methods(args.name)
         if args.command == "bench":
             return _cmd_bench(args)
         if args.command == "report":

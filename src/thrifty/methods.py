@@ -277,3 +277,62 @@ def build_pieces(names: list[str], args: dict[str, Any]) -> dict[str, Any]:
                                  f"as the {place}; a run can have one of each place")
             pieces[place] = piece
     return pieces
+
+
+def doc_args(obj: Any) -> dict[str, str]:
+    """``{name: meaning}`` from the ``Args:`` section of ``obj``'s docstring (a line
+    ``name: text`` or ``a, b: text``, continued on more indented lines)."""
+    lines = inspect.getdoc(obj) or ""
+    out: dict[str, str] = {}
+    names: list[str] = []
+    inside, indent = False, None
+    for line in lines.splitlines():
+        stripped = line.strip()
+        if stripped in ("Args:", "Arguments:", "Parameters:"):
+            inside, indent = True, None
+            continue
+        if not inside:
+            continue
+        if not stripped:
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = depth
+        if depth < indent:  # the section ended
+            inside = False
+            continue
+        head, sep, text = stripped.partition(": ")
+        keys = [k.strip() for k in head.split(",")]
+        if depth == indent and sep and all(k.isidentifier() for k in keys):
+            names = keys
+            for k in names:
+                out[k] = text
+        elif names:
+            for k in names:
+                out[k] += " " + stripped
+    return out
+
+
+def describe_method(name: str) -> str:
+    """A method's card for the terminal: place, summary, and each hyper-parameter with its
+    default, accepted values (the declared constraints) and meaning (the docstring): one
+    source for ``thrifty methods NAME``."""
+    spec = get_method(name)
+    constraints = getattr(spec.factory, "_parameter_constraints", {}) or {}
+    meanings = doc_args(spec.factory)
+    lines = [f"{spec.name} ({spec.place}: {PLACE_NOTES[spec.place]})", f"  {spec.summary}",
+             f"  run it: {PLACE_COMMANDS[spec.place].replace('NAME', spec.name)}", "",
+             "hyper-parameters (--method-arg KEY=VALUE):"]
+    for pname, param in spec.params.items():
+        default = "required" if param.default is inspect.Parameter.empty \
+            else repr(param.default)
+        accepted = constraints.get(pname)
+        line = f"  {pname} = {default}"
+        if accepted is not None:
+            line += f"  [{accepted.describe()}]"
+        lines.append(line)
+        if pname in meanings:
+            lines.append(f"      {meanings[pname]}")
+    if not spec.params:
+        lines.append("  none")
+    return "\n".join(lines)

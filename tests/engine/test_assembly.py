@@ -94,3 +94,22 @@ def test_the_engine_context_follows_the_run_folder_and_offers_its_services(tiny_
     assert seen["scored"] == (torch.Size([5]), torch.Size([5, 10]))
     assert result["epochs"][0]["samples_forwarded"] == 5
     assert trainer.record.loss_kind[trainer.sampler.pool[:5]].tolist() != [0] * 5
+
+
+def test_result_records_what_actually_ran(tiny_config, digits):
+    from thrifty.sampling import InfoBatch
+
+    cfg = tiny_config(epochs=1)
+    result = Trainer(cfg, train=Plain(), test=Plain(16),
+                     model=torch.nn.Sequential(torch.nn.Linear(8, 4)),
+                     sampler=InfoBatch(prune_ratio=0.3), log=lambda s: None).fit()
+    assert result["dataset"]["source"] == "given" and result["dataset"]["class"] == "Plain"
+    assert result["dataset"]["num_classes"] == 4
+    assert result["model"] == {"class": "Sequential", "source": "given", "parameters": 36}
+    sampler = result["methods"]["objects"]["sampler"]
+    assert result["methods"]["source"] == "given" and sampler["name"] == "infobatch"
+    assert sampler["class"].endswith("InfoBatch") and sampler["params"]["prune_ratio"] == 0.3
+    named = Trainer(tiny_config(epochs=1, method=["rpc"], method_args={"alpha": 0.5},
+                                run_name="named"), log=lambda s: None).fit()
+    assert named["methods"]["source"] == "config" and named["dataset"]["source"] == "config"
+    assert named["methods"]["objects"]["reducer"]["params"]["alpha"] == 0.5

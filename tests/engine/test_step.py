@@ -9,8 +9,8 @@ from torch import nn
 from thrifty.data import Batch
 from thrifty.engine import (
     BatchSelector,
-    PackingRule,
     Packer,
+    PackingRule,
     SampleRecord,
     SelectionStep,
     TrainContext,

@@ -12,6 +12,7 @@ equal those of an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import signal
 import threading
@@ -58,6 +59,18 @@ __all__ = ["NonFiniteLossError", "Trainer", "TrainingInterrupted", "environment"
            "resolve_amp", "resolve_device"]
 
 RESULT_FORMAT = "thrifty-run/1"
+
+
+def method_record(method: Any) -> dict[str, Any]:
+    """A method object as result.json records it: its name, class and the hyper-parameters
+    of its constructor that it keeps as attributes (plain values only)."""
+    params = {}
+    for name in inspect.signature(type(method).__init__).parameters:
+        value = getattr(method, name, None)
+        if name != "self" and isinstance(value, (bool, int, float, str, type(None))):
+            params[name] = value
+    return {"name": method.name, "class": f"{type(method).__module__}.{type(method).__name__}",
+            "params": params}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -107,6 +120,12 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
+        # what result.json says ran: the config's names, or the caller's own objects
+        self._sources = {
+            "dataset": "config" if train is None or test is None else "given",
+            "model": "config" if model is None else "given",
+            "methods": "config" if reducer is None and sampler is None and selector is None
+            else "given"}
         run = assemble(cfg, train=train, test=test, model=model, reducer=reducer,
                        sampler=sampler, selector=selector)
         self.train_data, self.test_data = run.train, run.test
@@ -418,10 +437,17 @@ class Trainer:
             "run_dir": str(self.run_dir), "config": self.config.to_dict(),
             "environment": self._environment,
             "dataset": {"name": getattr(self.train_data, "name", type(self.train_data).__name__),
+                        "class": type(self.train_data).__name__,
+                        "source": self._sources["dataset"],
                         "train_size": len(self.train_data), "test_size": len(self.test_data),
-                        "pool_size": len(self.sampler.pool)},
+                        "pool_size": len(self.sampler.pool), "num_classes": self.num_classes},
+            "model": {"class": type(self.model).__name__, "source": self._sources["model"],
+                      "parameters": sum(p.numel() for p in self.model.parameters())},
             "methods": {"reducer": self.reducer.name, "sampler": self.sampler.name,
-                        "selector": self.selector.name,
+                        "selector": self.selector.name, "source": self._sources["methods"],
+                        "objects": {place: method_record(obj) for place, obj in (
+                            ("reducer", self.reducer), ("sampler", self.sampler),
+                            ("selector", self.selector))},
                         "reducer_info": dict(self.reducer.info_ or {})},
             "energy": None if self.energy_meter is None else {
                 "source": self.energy_meter.source, "measured": self.energy_meter.measured,

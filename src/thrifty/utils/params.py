@@ -331,6 +331,11 @@ class Param:
         self.constraints = tuple(_make(c) for c in constraints)
         self.label, self.hint = label, hint
 
+    def describe(self) -> str:
+        """What is accepted, in words (``"a float in [0, 1)"``), with the hint if any."""
+        text = _either([c.describe() for c in self.constraints])
+        return f"{text}; {self.hint}" if self.hint else text
+
     def check(self, owner: str, name: str, value: Any) -> Any:
         """``value`` converted by the first constraint that accepts it.
 
