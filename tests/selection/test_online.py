@@ -132,3 +132,10 @@ def test_online_selection_honours_the_selectors_filter_mode(digits):
         assert modes[-1] == (mode == "train") and not model.training
         assert torch.equal(model[2].running_mean, running)
         assert online.forwarded == 64
+
+
+def test_dict_batches_are_refused_with_a_pointer_to_thrift():
+    online = OnlineSelection(SelectiveBackprop(), batch_size=4)
+    loader = [{"pixel_values": torch.zeros(4, 64), "labels": torch.zeros(4).long()}]
+    with pytest.raises(TypeError, match="thrifty.Thrift"):
+        list(online.batches(nn.Linear(64, 10), loader))

@@ -117,7 +117,13 @@ class OnlineSelection:
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch: :meth:`step` over every loader batch ``(x, y)`` or ``(x, y, idx)``,
         then :meth:`end_epoch`. Yields the training batches ``(x, y)``."""
-        for x, y, *rest in loader:
+        for batch in loader:
+            if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+                raise TypeError(
+                    f"OnlineSelection.batches takes loaders of (x, y) or (x, y, idx) tuples, "
+                    f"got a {type(batch).__name__}; for dict batches or models taking "
+                    "model(**inputs) use thrifty.Thrift (target_key=, index_key=)")
+            x, y, *rest = batch
             yield from self.step(model, x, y, rest[0] if rest else None)
         yield from self.end_epoch()
 
