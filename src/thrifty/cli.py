@@ -245,8 +245,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except TrainingInterrupted as exc:
         print(str(exc), file=sys.stderr)
         return 128 + (exc.signum or signal.SIGINT)
+    if not trainer.dist.is_main:  # under torchrun rank 0 reports
+        return 0
     final = result["final"]
-    print(f"done: test accuracy {100 * final['test_accuracy']:.2f}%, train time "
+    ranks = f" ({trainer.dist.world_size} processes)" if trainer.dist.enabled else ""
+    print(f"done{ranks}: test accuracy {100 * final['test_accuracy']:.2f}%, train time "
           f"{final['train_time']:.1f}s, {final['samples_trained']} samples trained, "
           f"{final['optimizer_steps']} steps\nresult: {trainer.run_dir / 'result.json'}\n"
           f"checkpoint: {trainer.run_dir / 'checkpoint.pt'}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import os
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from thrifty.data import Batch, eval_view, iterate_batches
@@ -39,6 +41,15 @@ from thrifty.engine.checkpoint import (
     write_json,
 )
 from thrifty.engine.config import RunConfig
+from thrifty.engine.distributed import (
+    Dist,
+    RecordLog,
+    broadcast_object,
+    from_environment,
+    gather_in_order,
+    shard,
+    sum_counts,
+)
 from thrifty.engine.forward import no_grad_forward
 from thrifty.engine.interfaces import (
     BatchSelector,
@@ -102,6 +113,9 @@ class Trainer:
             ``config.method`` when all are ``None``, else pass-through defaults fill the gaps.
         on_batch_end: optional ``f(trainer)`` called after every forward batch.
         log: function that prints the one-line epoch summaries. Default ``print``.
+        distributed: join the ``torchrun`` process group when there is one (``WORLD_SIZE``
+            > 1; see :mod:`thrifty.engine.distributed`). Default ``True``; the snapshot
+            warm-up trains in each process alone.
 
     After :meth:`fit`, ``history`` holds one :class:`EpochStats` dict per epoch and
     ``result`` the whole run result (also in ``run_dir/result.json``).
@@ -110,12 +124,18 @@ class Trainer:
     def __init__(self, config: RunConfig, *, train: Any = None, test: Any = None,
                  model: nn.Module | None = None, reducer: Reducer | None = None,
                  sampler: EpochSampler | None = None, selector: BatchSelector | None = None,
-                 on_batch_end: Hook | None = None, log: Callable[[str], None] = print) -> None:
+                 on_batch_end: Hook | None = None, log: Callable[[str], None] = print,
+                 distributed: bool = True) -> None:
         self.config = config.validate()
-        self.log = log
         self.on_batch_end = on_batch_end
         cfg = self.config
         self.device = resolve_device(cfg.device)
+        # under torchrun: one rank of a DDP run (rank 0 logs and writes)
+        self.dist = from_environment(self.device) if distributed else Dist()
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        self.log = log if self.dist.is_main else (lambda line: None)
         self.amp_dtype = resolve_amp(cfg.amp, self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -131,6 +151,11 @@ class Trainer:
         self.train_data, self.test_data = run.train, run.test
         self.labels, self.num_classes, self.classes = run.labels, run.num_classes, run.classes
         self.model = run.model.to(self.device)
+        # the training forward goes through DDP (gradient all-reduce); methods, scoring and
+        # evaluation use the model itself
+        self.ddp = DistributedDataParallel(
+            self.model, device_ids=[self.device] if self.device.type == "cuda" else None) \
+            if self.dist.enabled else None
         self.optimizer = build_optimizer(self.model, cfg.optimizer, cfg.lr, cfg.momentum,
                                          cfg.nesterov, cfg.weight_decay)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.epochs,
@@ -138,11 +163,12 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.reducer, self.sampler, self.selector = run.pieces
         self.packer = Packer(cfg.batch_size, self.selector.packing)
-        self.record = SampleRecord(len(self.train_data))
+        self.record = RecordLog(len(self.train_data), self.dist) if self.dist.enabled \
+            else SampleRecord(len(self.train_data))
         # looked up at each call, so that a test may wrap the forward
         self.step = SelectionStep(self.selector, self.packer, self.record,
                                   lambda x, y, mode: self._forward_eval(x, y, mode))
-        self.aug_generator = torch.Generator().manual_seed(cfg.seed + 1)
+        self.aug_generator = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * self.dist.rank)
         self.method_generator = torch.Generator().manual_seed(cfg.seed + 2)
         self.run_dir = Path(cfg.out_dir) / (cfg.run_name or cfg.default_run_name())
         self.ctx = self._context()
@@ -157,6 +183,7 @@ class Trainer:
         self._stop_requested = False
         self._resume_state: dict[str, Any] | None = None
         self.tracker = None
+        self._sync_info: dict[str, float] = {}  # under DDP: the epoch's record exchange
         self._environment = environment(self.device)  # once per run: it asks git
 
     def _context(self) -> TrainContext:
@@ -175,7 +202,8 @@ class Trainer:
         from thrifty.engine.warmup import warm_up
 
         return warm_up(self.config, model, self.train_data, self.test_data, epochs,
-                       device=self.device, progress=bool(self.config.progress), log=self.log)
+                       device=self.device, progress=bool(self.config.progress) and
+                       self.dist.is_main, log=self.log)
 
     # ------------------------------------------------------------------ public API
     @classmethod
@@ -215,7 +243,7 @@ class Trainer:
         return no_grad_forward(self.model, x, y, mode=mode, autocast=self._autocast)
 
     def selection_pass(self, indices: torch.Tensor, fn: Callable[[Batch], Any], *,
-                       forwards: int = 1) -> list[Any]:
+                       forwards: int = 1, count: bool = True) -> list[Any]:
         """Counted selection work over training samples by dataset index.
 
         Cuts ``indices`` into batches of ``config.eval_batch_size`` from the evaluation view
@@ -230,7 +258,10 @@ class Trainer:
             fn: ``fn(batch) -> value`` for a :class:`~thrifty.data.Batch` on the device.
             forwards: forward passes ``fn`` makes per sample (CAPER's clean + noisy
                 input: 2). Default 1.
+            count: count the work. Default ``True``; under DDP every rank makes the whole
+                pass (the same on every rank) and only rank 0 counts it.
         """
+        count = count and self.dist.is_main
         stats = self._stats
         out: list[Any] = []
         was_training = self.model.training
@@ -242,7 +273,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 with torch.no_grad(), self._autocast():
                     out.append(fn(b))
-                if stats is not None:
+                if stats is not None and count:
                     stats.samples_forwarded += forwards * len(b.idx)
                     stats.time["selection_forward"] += time.perf_counter() - t0
         finally:
@@ -260,15 +291,26 @@ class Trainer:
                                trained=False, kind="score")
             return lo.cpu(), lg.float().cpu()
 
-        parts = self.selection_pass(indices, forward)
-        if not parts:
-            return torch.empty(0), torch.empty(0, self.num_classes)
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        mine = shard(indices, self.dist)  # under DDP each rank scores its share
+        parts = self.selection_pass(mine, forward, count=True) if not self.dist.enabled \
+            else self._pass_shard(mine, forward)
+        losses = torch.cat([p[0] for p in parts]) if parts else torch.empty(0)
+        logits = torch.cat([p[1] for p in parts]) if parts \
+            else torch.empty(0, self.num_classes)
+        return gather_in_order(losses, self.dist), gather_in_order(logits, self.dist)
+
+    def _pass_shard(self, indices: torch.Tensor, fn: Callable[[Batch], Any]) -> list[Any]:
+        """A counted pass over this rank's share (every rank counts its own)."""
+        dist_, self.dist = self.dist, Dist()  # count locally; summed at the epoch's end
+        try:
+            return self.selection_pass(indices, fn)
+        finally:
+            self.dist = dist_
 
     def _train_step(self, batch: Batch, stats: EpochStats) -> None:
         with self.timer(stats, "train_step"):
             with self._autocast():
-                logits = self.model(batch.x)
+                logits = (self.ddp or self.model)(batch.x)
             targets = self.sampler.train_targets(batch.idx, batch.y) \
                 if self.sampler.relabels else None
             losses = F.cross_entropy(logits.float(), batch.y if targets is None
@@ -310,12 +352,15 @@ class Trainer:
     def _dataset_losses(self, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         losses, correct = [], []
         data = eval_view(data)  # no random crops for an on-disk training set
-        for b in iterate_batches(data, range(len(data)), self.config.eval_batch_size,
+        mine = shard(torch.arange(len(data)), self.dist)  # under DDP: each rank a share
+        for b in iterate_batches(data, mine.tolist(), self.config.eval_batch_size,
                                  device=self.device, num_workers=self.config.num_workers):
             lo, lg = self._forward_eval(b.x, b.y)
             losses.append(lo.cpu())
             correct.append((lg.argmax(1) == b.y).cpu())
-        return torch.cat(losses), torch.cat(correct)
+        lo = torch.cat(losses) if losses else torch.empty(0)
+        co = torch.cat(correct) if correct else torch.empty(0, dtype=torch.bool)
+        return gather_in_order(lo, self.dist), gather_in_order(co, self.dist)
 
     def _evaluate(self, stats: EpochStats, final: bool) -> None:
         with self.timer(stats, "evaluation"):
@@ -372,24 +417,43 @@ class Trainer:
         return parts
 
     # absent from checkpoints written before they existed
-    _OPTIONAL_COMPONENTS = ("prep_energy_j",)
+    _OPTIONAL_COMPONENTS = ("prep_energy_j", "world_size", "per_rank")
+    # what differs between the ranks of a DDP run (each rank's packer holds its own pending
+    # samples, its selector its own loss history, its generators their own draws)
+    _PER_RANK = ("packer", "selector", "aug_generator", "method_generator", "rng")
 
     def _state(self, epoch: int, position: int | None, order: torch.Tensor | None,
                stats: EpochStats | None) -> dict[str, Any]:
-        return {
+        parts = {key: save() for key, (save, _) in self._components().items()}
+        state = {
             "format": 1, "config": self.config.to_dict(), "epoch": epoch,
-            "position": position, "order": order,
+            "position": position, "order": order, "world_size": self.dist.world_size,
             "stats": None if stats is None else {**stats.to_dict(), "_loss_sum": stats._loss_sum},
-            **{key: save() for key, (save, _) in self._components().items()},
+            **parts,
         }
+        if self.dist.enabled:  # a collective: every rank saves at the same point
+            mine = {k: parts[k] for k in self._PER_RANK}
+            gathered: list[Any] = [None] * self.dist.world_size
+            torch.distributed.all_gather_object(gathered, mine)
+            state["per_rank"] = gathered
+        return state
 
     def _save(self, epoch: int, position: int | None = None, order: torch.Tensor | None = None,
               stats: EpochStats | None = None) -> Path:
         path = self.run_dir / "checkpoint.pt"
-        save_checkpoint(path, self._state(epoch, position, order, stats))
+        state = self._state(epoch, position, order, stats)
+        if self.dist.is_main:  # rank 0 writes
+            save_checkpoint(path, state)
         return path
 
     def _restore(self, state: dict[str, Any]) -> tuple[int, int | None, Any, EpochStats | None]:
+        saved = state.get("world_size", 1)
+        if saved != self.dist.world_size:
+            raise ValueError(f"the checkpoint was written by a run of {saved} process(es), this "
+                             f"one has {self.dist.world_size}: resume it with the same world "
+                             f"size (torchrun --nproc_per_node={saved} ...)")
+        if self.dist.enabled:
+            state = {**state, **state["per_rank"][self.dist.rank]}
         for key, (_, restore) in self._components().items():
             if key in state or key not in self._OPTIONAL_COMPONENTS:
                 restore(state[key])
@@ -406,12 +470,14 @@ class Trainer:
     def _prepare_run_dir(self) -> None:
         if self._resume_state is not None:
             return
-        base = self.run_dir
-        i = 1
-        while (self.run_dir / "result.json").exists():  # never overwrite a finished result
-            self.run_dir = base.with_name(f"{base.name}-{i}")
-            i += 1
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            base = self.run_dir
+            i = 1
+            while (self.run_dir / "result.json").exists():  # never overwrite a finished result
+                self.run_dir = base.with_name(f"{base.name}-{i}")
+                i += 1
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = Path(broadcast_object(str(self.run_dir), self.dist))  # rank 0's
 
     def _write_result(self, status: str, error: str | None = None) -> dict[str, Any]:
         epochs = self.history
@@ -454,15 +520,17 @@ class Trainer:
                 "description": self.energy_meter.describe()},
             "epochs": epochs, "final": final,
             "checkpoint": str(self.run_dir / "checkpoint.pt"),
+            "world_size": self.dist.world_size,
         }
-        write_json(self.run_dir / "result.json", self.result)
+        if self.dist.is_main:
+            write_json(self.run_dir / "result.json", self.result)
         return self.result
 
     def _fit(self) -> dict[str, Any]:
         cfg = self.config
         self._prepare_run_dir()
-        self.ctx.run_dir = self.run_dir
-        if cfg.track != "none":
+        self.ctx.run_dir = self.run_dir if self.dist.is_main else None
+        if cfg.track != "none" and self.dist.is_main:
             from thrifty.engine.tracking import Tracker
 
             self.tracker = Tracker(cfg.track, self.run_dir, cfg.to_dict())
@@ -489,7 +557,9 @@ class Trainer:
             raise
         except BaseException as exc:
             with contextlib.suppress(Exception):
-                self._write_result("failed", f"{type(exc).__name__}: {exc}")
+                self._write_result("failed", f"{type(exc).__name__}: {exc}"
+                                   + (f" (rank {self.dist.rank} of {self.dist.world_size})"
+                                      if self.dist.enabled else ""))
             raise
         finally:
             if self.tracker is not None:
@@ -512,7 +582,7 @@ class Trainer:
         if self.energy_meter:
             self.prep_energy_j = self.energy_meter.read() - e0
         pool = self.reducer.indices_
-        if self.reducer.name != "full":  # the kept indices travel with the run
+        if self.reducer.name != "full" and self.dist.is_main:  # the kept indices travel
             save_checkpoint(self.run_dir / "subset.pt",
                             {"reducer": self.reducer.name, "seed": self.config.seed,
                              "indices": pool, "train_size": len(self.labels)})
@@ -525,6 +595,8 @@ class Trainer:
         self.ctx.epoch = epoch
         stats = stats if stats is not None else EpochStats(epoch)
         self._stats = stats
+        if self.dist.enabled:
+            self.record.begin()  # the state the epoch's record exchange starts from
         # one energy window for the epoch, from before the sampler (which may run a
         # selection forward pass: loss-adaptive, ASSIST epochwise) to the last step
         energy0 = self.energy_meter.read() if self.energy_meter else 0.0
@@ -533,6 +605,7 @@ class Trainer:
         self._train_batches(epoch, order, position or 0, stats, energy0)
         if self.energy_meter:
             stats.energy_j += self.energy_meter.read() - energy0
+        self._sync_epoch(stats)
         self._check_trained(epoch, stats)
         self._end_epoch(epoch, stats)
 
@@ -560,7 +633,8 @@ class Trainer:
 
     def _loaded_batches(self, order: torch.Tensor, position: int) -> Iterator[Batch]:
         bs = self._forward_batch_size()
-        return iterate_batches(self.train_data, order[position * bs:].tolist(), bs,
+        mine = shard(order, self.dist)  # under DDP: this rank's share of the epoch
+        return iterate_batches(self.train_data, mine[position * bs:].tolist(), bs,
                                train=True, generator=self.aug_generator, device=self.device,
                                num_workers=self.config.num_workers)
 
@@ -570,12 +644,16 @@ class Trainer:
         request saves a checkpoint after the current batch and raises
         :class:`TrainingInterrupted`."""
         cfg = self.config
-        total = math.ceil(len(order) / self._forward_batch_size())
+        total = math.ceil(len(shard(order, self.dist)) / self._forward_batch_size())
         bar = tqdm(total=total, initial=position, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not cfg.progress, leave=False, dynamic_ncols=True)
         batches = self._loaded_batches(order, position)
         self.model.train()
-        with bar:
+        # under DDP ranks may take different numbers of steps: join lets the ones that ran
+        # out shadow the others' all-reduces (gradients averaged over the ranks stepping)
+        joined = self.ddp.join(divide_by_initial_world_size=False) if self.ddp is not None \
+            else contextlib.nullcontext()
+        with bar, joined:
             while True:
                 t0 = time.perf_counter()
                 batch = next(batches, None)
@@ -588,12 +666,40 @@ class Trainer:
                 if self.on_batch_end is not None:
                     self.on_batch_end(self)
                 if self._stop_signal is not None or self._stop_requested:
+                    if self.dist.enabled:  # no collective here: resume from the last epoch
+                        raise TrainingInterrupted(self._stop_signal,
+                                                  self.run_dir / "checkpoint.pt")
                     if self.energy_meter:
                         stats.energy_j += self.energy_meter.read() - energy0
                     path = self._save(epoch, position, order, stats)
                     raise TrainingInterrupted(self._stop_signal, path)
             for tb in self.step.end_epoch():
                 self._train_step(tb, stats)
+
+    def _sync_epoch(self, stats: EpochStats) -> None:
+        """Under DDP: every rank receives the others' record updates of the epoch, and the
+        work counts become global (summed; optimizer steps: the synchronised updates)."""
+        if not self.dist.enabled:
+            return
+        t0 = time.perf_counter()
+        sent = self.record.exchange()
+        self._sync_info = {"record_sync_bytes": float(sent),
+                           "record_sync_s": time.perf_counter() - t0}
+        counts = {"samples_loaded": stats.samples_loaded,
+                  "samples_forwarded": stats.samples_forwarded,
+                  "samples_trained": stats.samples_trained,
+                  "optimizer_steps": stats.optimizer_steps,
+                  "overflow_discarded": self.packer.discarded,
+                  "end_of_epoch_dropped": self.packer.end_dropped,
+                  "loss_sum_micro": round(stats._loss_sum * 1e6)}
+        total = sum_counts(counts, self.dist, maxed=("optimizer_steps",))
+        stats.samples_loaded = total["samples_loaded"]
+        stats.samples_forwarded = total["samples_forwarded"]
+        stats.samples_trained = total["samples_trained"]
+        stats.optimizer_steps = total["optimizer_steps"]
+        stats._loss_sum = total["loss_sum_micro"] / 1e6
+        self.packer.discarded = total["overflow_discarded"]
+        self.packer.end_dropped = total["end_of_epoch_dropped"]
 
     def _check_trained(self, epoch: int, stats: EpochStats) -> None:
         if stats.samples_trained == 0 and not self.selector.identity \
@@ -616,7 +722,7 @@ class Trainer:
         stats.train_loss = stats._loss_sum / max(stats.samples_trained, 1)
         stats.method = {**self.sampler.epoch_diagnostics(), **self.selector.epoch_diagnostics(),
                         "overflow_discarded": self.packer.discarded,
-                        "end_of_epoch_dropped": self.packer.end_dropped}
+                        "end_of_epoch_dropped": self.packer.end_dropped, **self._sync_info}
         self.packer.discarded = self.packer.end_dropped = 0
         self._evaluate(stats, final=epoch == cfg.epochs - 1)
         self.history.append(stats.to_dict())

@@ -54,7 +54,7 @@ def warm_up(config: RunConfig, model: nn.Module, train: Any, test: Any, epochs: 
             device=str(device), progress=progress)
         saved_rng = rng_state()
         try:
-            warm = Trainer(cfg, train=train, test=test, model=model,
+            warm = Trainer(cfg, train=train, test=test, model=model, distributed=False,
                            log=lambda s: log(f"snapshot warm-up: {s}"))
             result = warm.fit()
         finally:
