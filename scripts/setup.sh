@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything thrifty needs on a fresh machine: a virtual environment with the project
 # installed (editable, with test tools and the optional integrations its tests exercise:
-# Lightning, Hugging Face transformers) and the Fashion-MNIST Debian package.
+# Lightning, Hugging Face transformers, submitit) and the Fashion-MNIST Debian package.
 # Idempotent: a second call only checks. Used by `make demo`, `make test` and `.ci/run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ fi
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
     echo "[setup] installing thrifty and its dependencies (torch comes from the local disk where available)"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e ".[dev,lightning,hf]"
+    "$VENV/bin/python" -m pip install --quiet -e ".[dev,lightning,hf,submitit]"
     touch "$STAMP"
 fi
 

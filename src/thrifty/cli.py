@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "baselines trained for these shares of the epochs with the schedule "
                        "fully decayed, the equal-time frontier (default: the file's, else "
                        "0.25 0.5 0.75; 'none' for none)")
+    bench.add_argument("--executor", choices=["inprocess", "submitit"], default="inprocess",
+                       help="inprocess (default): every run in this process; submitit: one "
+                       "job per seed on SLURM when there is one, else local processes "
+                       "(optional extra thrifty[submitit])")
+    bench.add_argument("--max-parallel", type=int, default=1, metavar="N", help="submitit: "
+                       "seed jobs running at once (default: 1)")
     bench.add_argument("--compact", action="store_true", help="print the short table (the "
                        "full one is always in OUT/table.csv and OUT/table.md)")
     bench.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
@@ -281,7 +287,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     spec = load_bench_spec(args.config, overrides=overrides, seeds=args.seeds,
                            methods=args.method, out_dir=args.out, budgets=budgets)
     try:
-        out = run_bench(spec)
+        if args.executor == "submitit":
+            from thrifty.bench.executor import run_bench_submitit
+
+            out = run_bench_submitit(spec, max_parallel=args.max_parallel)
+        else:
+            out = run_bench(spec)
     except TrainingInterrupted as exc:
         print(str(exc), file=sys.stderr)
         return 128 + (exc.signum or signal.SIGINT)

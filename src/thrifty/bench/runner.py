@@ -24,9 +24,11 @@ from thrifty.engine import Trainer, TrainingInterrupted
 from thrifty.engine.checkpoint import write_json
 
 
-def plan(spec: BenchSpec) -> list[tuple[MethodRun, int]]:
-    """Run order: for each seed, the baseline then every method (interleaved)."""
-    return [(run, seed) for seed in spec.seeds for run in spec.runs]
+def plan(spec: BenchSpec, seeds: list[int] | None = None) -> list[tuple[MethodRun, int]]:
+    """Run order: for each seed (of ``seeds``, default all), the baseline, its budget runs,
+    then every method (interleaved)."""
+    return [(run, seed) for seed in (spec.seeds if seeds is None else seeds)
+            for run in spec.runs]
 
 
 def run_dir(spec: BenchSpec, run: MethodRun, seed: int) -> Path:
@@ -53,9 +55,11 @@ def _record_failure(folder: Path, run: MethodRun, seed: int, exc: BaseException)
 
 
 def run_bench(spec: BenchSpec, log: Callable[[str], None] = print,
-              trainer_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+              trainer_kwargs: dict[str, Any] | None = None,
+              seeds: list[int] | None = None) -> dict[str, Any]:
     """Run (or continue) the benchmark; return ``{"results": {label: {seed: result}},
-    "calibration": ...}``.
+    "calibration": ...}``. ``seeds`` restricts this call to some seeds (one job of
+    :func:`~thrifty.bench.executor.run_bench_submitit`); default all.
 
     Finished runs are skipped, interrupted runs resume from their checkpoint, failed runs
     are retried. SIGINT/SIGTERM stop the benchmark after saving the current run's
@@ -74,7 +78,7 @@ def run_bench(spec: BenchSpec, log: Callable[[str], None] = print,
         log("calibrating per-sample forward and train-step costs ...")
         calibration = calibrate(spec.config(spec.runs[0], spec.seeds[0]))
         write_json(cal_path, calibration)
-    todo = plan(spec)
+    todo = plan(spec, seeds)
     kwargs = trainer_kwargs or {}
     for i, (run, seed) in enumerate(todo, 1):
         folder = run_dir(spec, run, seed)
