@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="thrifty", description="Train on less: data-efficient training for PyTorch, "
         "with every unit of work counted.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of "
+                        "an error instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser(
@@ -239,7 +241,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer.resume(args.resume)
     else:
         overrides = {k: v for k, v in vars(args).items()
-                     if k not in ("command", "config", "resume")}
+                     if k not in ("command", "config", "resume", "debug")}
         for key in ("method_args", "model_args"):
             if key in overrides:
                 overrides[key] = dict(overrides[key])
@@ -272,7 +274,7 @@ def _number(text: str, option: str) -> float:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from thrifty.bench import load_bench_spec, run_bench, to_text
-    from thrifty.bench.runner import summarize
+    from thrifty.bench.runner import failed_runs, summarize
     from thrifty.bench.table import to_compact_text
     from thrifty.engine import TrainingInterrupted
 
@@ -300,6 +302,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     print(to_compact_text(rows) if args.compact else to_text(rows))
     print(f"\ntables: {spec.out_dir}/table.csv, {spec.out_dir}/table.md; runs: "
           f"{spec.out_dir}/runs/")
+    failed = failed_runs(spec)
+    if failed:
+        print(f"\n{len(failed)} run(s) failed (the same command retries them):\n  "
+              + "\n  ".join(failed), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -443,9 +450,31 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "prune":
             return _cmd_prune(args)
         return _cmd_demo(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"thrifty: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("thrifty: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every error is one line; --debug shows the traceback
+        if args.debug:
+            raise
+        print(f"thrifty: error: {error_line(exc)}", file=sys.stderr)
         return 2
+
+
+def error_line(exc: BaseException) -> str:
+    """An error as one line for the user: the message (the file it concerns when the error
+    names one), with the kind of error when it is not one of ours, and a full or read-only
+    disk named as such."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full writing {exc.filename or 'a file'}: free space and run again"
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"cannot write {exc.filename or 'a file'} (read-only or not permitted): "
+                "choose another --out-dir")
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, (ValueError, FileNotFoundError)):
+        return text
+    return f"{text} ({type(exc).__name__}; --debug shows the traceback)"
 
 
 if __name__ == "__main__":

@@ -43,13 +43,15 @@ def test_plan_interleaves_seeds_with_baseline_first(tmp_path):
 
 
 def test_failing_run_is_isolated_and_finished_runs_are_skipped(tmp_path):
-    spec = spec_for(tmp_path, ["rpc alpha=0.5", "bad:rpc alpha=7"], seeds=[0])
+    # fails at run time (CAPER's tau is an epoch of the run, checked when the run starts);
+    # a bad value a constructor refuses is caught before any run instead (see below)
+    spec = spec_for(tmp_path, ["rpc alpha=0.5", "bad:caper tau=5"], seeds=[0])
     logs: list[str] = []
     out = run_bench(spec, log=logs.append, trainer_kwargs={"log": lambda s: None})
     res = out["results"]
     assert res[BASELINE][0]["status"] == "finished"
     assert res["rpc alpha=0.5"][0]["status"] == "finished"
-    assert res["bad"][0]["status"] == "failed" and "alpha" in res["bad"][0]["error"]
+    assert res["bad"][0]["status"] == "failed" and "tau" in res["bad"][0]["error"]
     stamp = (tmp_path / "b" / "runs" / "baseline-s0" / "result.json").stat().st_mtime_ns
     logs.clear()
     run_bench(spec, log=logs.append, trainer_kwargs={"log": lambda s: None})
@@ -155,3 +157,17 @@ def test_grid_pairs_with_own_baseline():
     assert rows["g=1 | m"]["train_boost"] == pytest.approx(2.0)
     assert rows["g=2 | m"]["train_boost"] == pytest.approx(4.0)
     assert rows["g=2 | m"]["drop"] == pytest.approx(10.0)
+
+
+def test_every_configuration_is_checked_before_the_first_run(tmp_path):
+    spec = spec_for(tmp_path, ["rpc alpha=0.5", "bad:rpc alpha=7", "nope"], seeds=[0])
+    with pytest.raises(ValueError, match=r"(?s)'bad': .*alpha.*'nope': unknown method"):
+        run_bench(spec, log=lambda s: None)
+    assert not (tmp_path / "b" / "runs").exists()  # nothing trained
+
+
+def test_bench_exits_non_zero_listing_the_failed_runs(tmp_path, capsys):
+    assert main(["bench", "--workload", "digits-mlp", "--epochs", "2", "--no-progress",
+                 "--budgets", "none", "--method", "bad:caper tau=5",
+                 "--out", str(tmp_path / "f")]) == 1
+    assert "1 run(s) failed" in capsys.readouterr().err

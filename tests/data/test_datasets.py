@@ -1,5 +1,6 @@
 import gzip
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +224,11 @@ def test_tensor_data_length_mismatch():
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="unknown dataset 'mnist3'.*fashion-mnist"):
         load_dataset("mnist3")
+
+
+def test_image_folder_whose_val_classes_differ_is_refused(tmp_path):
+    root = fake_image_folder(tmp_path)
+    extra = root / "val" / "zebra"
+    shutil.copytree(next(p for p in (root / "val").iterdir() if p.is_dir()), extra)
+    with pytest.raises(ValueError, match=r"only in val/: \['zebra'\]"):
+        load_image_folder(root, image_size=8)

@@ -113,3 +113,25 @@ def test_result_records_what_actually_ran(tiny_config, digits):
                                 run_name="named"), log=lambda s: None).fit()
     assert named["methods"]["source"] == "config" and named["dataset"]["source"] == "config"
     assert named["methods"]["objects"]["reducer"]["params"]["alpha"] == 0.5
+
+
+def test_label_noise_relabels_a_seeded_share_of_the_training_set_only(tiny_config, digits):
+    train, test = digits
+    cfg = tiny_config(epochs=1, label_noise=0.2, run_name="noisy")
+    trainer = Trainer(cfg, train=train, test=test, log=lambda s: None)
+    flipped = trainer.noisy
+    assert len(flipped) == round(0.2 * len(train))
+    assert (trainer.labels[flipped] != train.y[flipped]).all()  # never the true class
+    keep = torch.ones(len(train), dtype=torch.bool)
+    keep[flipped] = False
+    assert torch.equal(trainer.labels[keep], train.y[keep])
+    assert torch.equal(trainer.test_data.y, test.y)  # the test set keeps the truth
+    again = Trainer(tiny_config(epochs=1, label_noise=0.2, run_name="again"), train=train,
+                    test=test, log=lambda s: None)
+    assert torch.equal(again.noisy, flipped)  # seeded
+    result = trainer.fit()
+    assert result["dataset"]["label_noise"] == {"share": 0.2, "relabelled": len(flipped)}
+    assert result["config"]["label_noise"] == 0.2
+    for bad in (1.0, -0.1, "some"):
+        with pytest.raises(ValueError, match=r"label_noise .* \[0, 1\)"):
+            tiny_config(label_noise=bad)

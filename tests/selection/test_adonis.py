@@ -208,3 +208,48 @@ def test_state_round_trips_through_weights_only_load(tmp_path, make_ctx, batch_o
     assert torch.equal(a.history, b.history) and a.counts == b.counts
     nxt = batch_of(torch.rand(32, generator=g))
     assert torch.equal(a.select(nxt, make_ctx(seed=4)), b.select(nxt, make_ctx(seed=4)))
+
+
+# ------------------------------------------------ the readings of issue 14 (hand-computed)
+H = torch.tensor([1.0, 1, 1, 1, 2, 2, 10])  # mean 18/7, population std 3.064: band
+# [-0.493, 5.635] at sigma 1; 10 is the outlier
+
+
+def test_clip_remove_drops_the_outlier_and_cap_sets_it_to_the_band_edge():
+    from thrifty.selection import clip_history
+
+    assert clip_history(H).tolist() == [1, 1, 1, 1, 2, 2]
+    capped = clip_history(H, clip="cap")
+    assert capped[:6].tolist() == [1, 1, 1, 1, 2, 2]
+    assert capped[6].item() == pytest.approx(18 / 7 + (65.714285714 / 7) ** 0.5, abs=1e-6)
+
+
+def test_probabilities_under_each_clip_and_denominator():
+    x = torch.tensor([1.0, 2.0, 10.0])
+    # remove: sqrt rule -> 3 bins over [1, 2]: counts [4, 0, 2] of 6 clipped values
+    p = adonis_probabilities(x, H, bins="sqrt")
+    assert p.tolist() == pytest.approx([4 / 6, 2 / 6, 0.0])
+    p = adonis_probabilities(x, H, bins="sqrt", pmf_denominator="history")
+    assert p.tolist() == pytest.approx([4 / 7, 2 / 7, 0.0])  # R = 7, the history's length
+    # cap: 3 bins over [1, 5.635]: counts [6, 0, 1]; 10 is capped into the edge bin
+    p = adonis_probabilities(x, H, bins="sqrt", clip="cap")
+    assert p.tolist() == pytest.approx([6 / 7, 6 / 7, 1 / 7])
+    assert p[2].item() > 0.12  # the not-yet-fit sample now passes the default theta
+
+
+def test_warmup_rule_le_trains_epoch_omega_plainly():
+    lt, le = Adonis(warmup=0), Adonis(warmup=0, warmup_rule="le", eta=2)
+    assert not lt.in_warmup(0) and lt.is_fresh_epoch(0)
+    assert le.in_warmup(0) and not le.in_warmup(1)  # Algorithm 1: if i <= omega
+    assert [e for e in range(6) if le.is_fresh_epoch(e)] == [1, 3, 5]
+    assert Adonis(warmup=2, warmup_rule="le").plain_epochs == 3
+
+
+def test_alpha_none_keeps_every_candidate():
+    p = torch.tensor([0.5, 0.05, 0.3, 0.2, 0.01])
+    assert adonis_select(p, theta=0.12, alpha=None).positions.tolist() == [0, 2, 3]
+    assert Adonis(alpha="none").alpha is None  # --method-arg alpha=none
+    with pytest.raises(ValueError, match="alpha"):
+        Adonis(alpha="all")
+    with pytest.raises(ValueError, match="clip"):
+        Adonis(clip="trim")

@@ -22,6 +22,7 @@ from thrifty.bench.calibrate import calibrate
 from thrifty.bench.spec import BenchSpec, MethodRun, safe_name
 from thrifty.engine import Trainer, TrainingInterrupted
 from thrifty.engine.checkpoint import write_json
+from thrifty.utils.locks import FolderBusyError, FolderLock
 
 
 def plan(spec: BenchSpec, seeds: list[int] | None = None) -> list[tuple[MethodRun, int]]:
@@ -65,8 +66,26 @@ def run_bench(spec: BenchSpec, log: Callable[[str], None] = print,
     are retried. SIGINT/SIGTERM stop the benchmark after saving the current run's
     checkpoint; the same command continues it.
     """
+    validate_spec(spec)  # every configuration is checked before the first run trains
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    seeds = spec.seeds if seeds is None else seeds
+    # one process per seed of a benchmark folder: a second bench on the same folder (or the
+    # same seeds) is refused instead of training every run twice
+    locks = [FolderLock(out, f".lock.s{seed}", what=f"benchmark folder (seed {seed})")
+             for seed in seeds]
+    held: list[FolderLock] = []
+    try:
+        for lock in locks:
+            held.append(lock.acquire())
+        return _run_locked(spec, out, seeds, log, trainer_kwargs)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _run_locked(spec: BenchSpec, out: Path, seeds: list[int], log: Callable[[str], None],
+                trainer_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     write_json(out / "spec.json", {"base": spec.base, "seeds": spec.seeds,
                                    "runs": [vars(r) for r in spec.runs],
                                    "baseline_of": spec.baseline_of(),
@@ -87,6 +106,10 @@ def run_bench(spec: BenchSpec, log: Callable[[str], None] = print,
         if status == "finished":
             log(f"[{i}/{len(todo)}] {run.label} seed {seed}: finished earlier, skipped")
             continue
+        if folder.exists() and _busy(folder):
+            log(f"[{i}/{len(todo)}] {run.label} seed {seed}: in use by another process "
+                f"({_busy(folder)}), skipped")
+            continue
         log(f"[{i}/{len(todo)}] {run.label} seed {seed}")
         try:
             if status in ("interrupted", "running") and (folder / "checkpoint.pt").is_file():
@@ -95,6 +118,7 @@ def run_bench(spec: BenchSpec, log: Callable[[str], None] = print,
                 if folder.exists():  # a failed or broken attempt: start it again
                     shutil.rmtree(folder)
                 trainer = Trainer(spec.config(run, seed), **kwargs)
+            trainer._bench = {"label": run.label, "seed": seed}  # in every result.json write
             result = trainer.fit()
             result["bench"] = {"label": run.label, "seed": seed}
             write_json(folder / "result.json", result)
@@ -105,6 +129,41 @@ def run_bench(spec: BenchSpec, log: Callable[[str], None] = print,
             log(f"  FAILED: {type(exc).__name__}: {exc}")
             _record_failure(folder, run, seed, exc)
     return collect(spec) | {"calibration": calibration}
+
+
+def _busy(folder: Path) -> str | None:
+    """The holder of a run folder's lock (a run continued by hand), or ``None``."""
+    try:
+        FolderLock(folder, what="run folder").acquire().release()
+    except FolderBusyError as exc:
+        return str(exc).split(" is in use by ")[-1].split(":")[0]
+    return None
+
+
+def validate_spec(spec: BenchSpec) -> None:
+    """Build every configuration of ``spec`` (its options and its methods with their
+    hyper-parameters) without data, so that a typo or an out-of-range value is refused
+    before the first run, not after the baselines have trained."""
+    from thrifty.methods import build_pieces, training_methods
+
+    problems = []
+    for run in spec.runs:
+        try:
+            cfg = spec.config(run, spec.seeds[0])
+            training_methods(cfg.method)
+            build_pieces(cfg.method, cfg.method_args)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{run.label!r}: {exc}")
+    if problems:
+        raise ValueError("the benchmark has configurations that cannot run (nothing was "
+                         "trained):\n  " + "\n  ".join(problems))
+
+
+def failed_runs(spec: BenchSpec) -> list[str]:
+    """``label seed N: error`` of every run whose stored result says it failed."""
+    return [f"{label} seed {seed}: {r.get('error')}"
+            for label, by_seed in collect(spec)["results"].items()
+            for seed, r in by_seed.items() if r and r.get("status") == "failed"]
 
 
 def collect(spec: BenchSpec) -> dict[str, Any]:

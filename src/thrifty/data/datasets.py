@@ -64,11 +64,15 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 
 
 def fashion_mnist_candidates(root: str | Path | None) -> list[Path]:
-    """Folders searched for the Fashion-MNIST IDX files, in order."""
+    """Folders searched for the Fashion-MNIST IDX files, in order. A ``root`` given is the
+    only place searched: a run that names its data folder never reads another copy."""
+    if root:
+        base = Path(root)
+        return [base, base / "fashion-mnist", base / "FashionMNIST" / "raw"]
     folders: list[Path] = []
-    for base in (Path(root) if root else None, _data_env_root()):
-        if base is not None:
-            folders += [base, base / "fashion-mnist", base / "FashionMNIST" / "raw"]
+    env = _data_env_root()
+    if env is not None:
+        folders += [env, env / "fashion-mnist", env / "FashionMNIST" / "raw"]
     folders.append(FMNIST_SYSTEM_DIR)
     return folders
 
@@ -96,7 +100,10 @@ def load_fashion_mnist(root: str | Path | None = None, download: bool = False,
             looked = "\n  ".join(str(p) for p in fashion_mnist_candidates(root))
             raise DatasetNotFoundError(
                 "Fashion-MNIST not found. Looked for train-images-idx3-ubyte[.gz] in:\n  "
-                f"{looked}\nFix: `sudo apt-get install -y dataset-fashion-mnist` (Debian), "
+                f"{looked}\n"
+                + (f"(a --data-root given is the only place searched; without it thrifty "
+                   f"also looks in $THRIFTY_DATA and {FMNIST_SYSTEM_DIR})\n" if root else "")
+                + "Fix: `sudo apt-get install -y dataset-fashion-mnist` (Debian), "
                 "or pass --data-root to a folder with the four *-ubyte.gz files, "
                 "or add --download where the internet is reachable.")
         from torchvision.datasets import FashionMNIST
@@ -219,7 +226,15 @@ def load_image_folder(root: str | Path, image_size: int = 224, augment: bool = T
                                   transforms.ToTensor(), norm])
     train = datasets.ImageFolder(str(root / "train"), train_tf)
     train.eval_transform = test_tf  # the deterministic view (see thrifty.data.tensor.eval_view)
-    return train, datasets.ImageFolder(str(root / "val"), test_tf)
+    val = datasets.ImageFolder(str(root / "val"), test_tf)
+    if val.classes != train.classes:
+        only_train = sorted(set(train.classes) - set(val.classes))
+        only_val = sorted(set(val.classes) - set(train.classes))
+        raise ValueError(
+            f"{root}: the class folders of train/ and val/ differ (only in train/: "
+            f"{only_train or 'none'}; only in val/: {only_val or 'none'}), so the labels would "
+            "mean different classes: give both the same class folders")
+    return train, val
 
 
 # ---------------------------------------------------------------- small and synthetic

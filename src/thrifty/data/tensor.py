@@ -273,3 +273,51 @@ def dataset_labels(data: TensorData | Dataset) -> torch.Tensor:
             f"{type(data).__name__} exposes no `targets`: give it a `targets` attribute "
             "(a list of integer labels) so per-class methods can see the labels")
     return torch.as_tensor(targets).long()
+
+
+def noisy_labels(labels: torch.Tensor, share: float, num_classes: int, seed: int = 0
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace a seeded share of the labels by another class (uniform among the others).
+
+    Args:
+        labels: the true labels (long tensor).
+        share: the share of samples relabelled, in [0, 1): ``round(share * n)`` of them.
+        num_classes: the number of classes (at least 2).
+        seed: the draw's seed. Default 0.
+
+    Returns:
+        ``(new_labels, flipped)``: the labels with noise and the sorted indices changed.
+    """
+    if not 0 <= share < 1:
+        raise ValueError(f"label_noise is the share of training labels replaced, in [0, 1), "
+                         f"got {share}")
+    if num_classes < 2:
+        raise ValueError("label noise needs at least two classes")
+    g = torch.Generator().manual_seed(seed * 7919 + 17)
+    n = round(share * len(labels))
+    flipped = torch.randperm(len(labels), generator=g)[:n].sort().values
+    shift = torch.randint(1, num_classes, (n,), generator=g)  # never the true class
+    new = labels.clone()
+    new[flipped] = (labels[flipped] + shift) % num_classes
+    return new, flipped
+
+
+def with_label_noise(data: Any, share: float, num_classes: int, seed: int = 0
+                     ) -> tuple[Any, torch.Tensor]:
+    """``data`` with :func:`noisy_labels` applied to its training labels; returns the new
+    dataset (the original is left as it is) and the relabelled indices. In-memory
+    :class:`TensorData` and image folders (``samples`` of ``(path, class)``) are supported."""
+    if isinstance(data, TensorData):
+        y, flipped = noisy_labels(data.y, share, num_classes, seed)
+        return TensorData(data.x, y, data.num_classes, data.name, data.augment,
+                          data.classes), flipped
+    if isinstance(getattr(data, "samples", None), list) and hasattr(data, "targets"):
+        y, flipped = noisy_labels(torch.as_tensor(data.targets), share, num_classes, seed)
+        noisy = copy.copy(data)
+        noisy.targets = y.tolist()
+        noisy.samples = [(path, int(t)) for (path, _), t in zip(data.samples, y.tolist())]
+        if hasattr(noisy, "imgs"):
+            noisy.imgs = noisy.samples
+        return noisy, flipped
+    raise ValueError(f"label_noise works on in-memory datasets and image folders, not on "
+                     f"{type(data).__name__}: relabel your dataset yourself")

@@ -1,31 +1,41 @@
 """The training engine: config, loop, work accounting, checkpoints, and the contract
 between methods and whatever drives them (reducer -> sampler -> selector, one typed context,
-one selection step)."""
+one selection step).
 
-from thrifty.engine.accounting import PHASES, EpochStats
-from thrifty.engine.config import WORKLOADS, RunConfig, make_config
-from thrifty.engine.forward import cross_entropy_losses, no_grad_forward
-from thrifty.engine.interfaces import (
-    BatchSelector,
-    EpochSampler,
-    MethodBase,
-    PackingRule,
-    Pieces,
-    Reducer,
-    SelectionError,
-    SelectionInput,
-    TrainContext,
-)
-from thrifty.engine.loop import NonFiniteLossError, Trainer, TrainingInterrupted
-from thrifty.engine.optim import build_optimizer, build_scheduler
-from thrifty.engine.packing import Packer
-from thrifty.engine.record import LOSS_KINDS, SampleRecord
-from thrifty.engine.step import SelectionStep, StepResult
+Names are imported on first use, so that the command line's help and argument errors do not
+wait for PyTorch (``thrifty.engine.config`` needs only the standard library and PyYAML).
+"""
 
-__all__ = [
-    "LOSS_KINDS", "PHASES", "WORKLOADS", "BatchSelector", "EpochSampler", "EpochStats",
-    "MethodBase", "NonFiniteLossError", "Packer", "PackingRule", "Pieces", "Reducer",
-    "RunConfig", "SampleRecord", "SelectionError", "SelectionInput", "SelectionStep",
-    "StepResult", "TrainContext", "Trainer", "TrainingInterrupted", "build_optimizer",
-    "build_scheduler", "cross_entropy_losses", "make_config", "no_grad_forward",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "PHASES": "accounting", "EpochStats": "accounting",
+    "WORKLOADS": "config", "RunConfig": "config", "make_config": "config",
+    "cross_entropy_losses": "forward", "no_grad_forward": "forward",
+    "BatchSelector": "interfaces", "EpochSampler": "interfaces", "MethodBase": "interfaces",
+    "PackingRule": "interfaces", "Pieces": "interfaces", "Reducer": "interfaces",
+    "SelectionError": "interfaces", "SelectionInput": "interfaces",
+    "TrainContext": "interfaces",
+    "NonFiniteLossError": "loop", "Trainer": "loop", "TrainingInterrupted": "loop",
+    "build_optimizer": "optim", "build_scheduler": "optim",
+    "Packer": "packing",
+    "LOSS_KINDS": "record", "SampleRecord": "record",
+    "SelectionStep": "step", "StepResult": "step",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'thrifty.engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"thrifty.engine.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

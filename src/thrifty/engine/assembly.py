@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from thrifty.data import TensorData, dataset_labels, load_dataset
+from thrifty.data.tensor import with_label_noise
 from thrifty.engine.config import RunConfig
 from thrifty.engine.interfaces import BatchSelector, EpochSampler, Pieces, Reducer
 from thrifty.models import create_model
@@ -31,6 +32,7 @@ class Assembly:
         classes: class names, when the dataset has them.
         model: the model (masks applied, still on the CPU unless the caller moved it).
         pieces: the reducer, sampler and selector (pass-through defaults fill the gaps).
+        noisy: the training indices whose label ``label_noise`` replaced.
     """
 
     train: Any
@@ -40,6 +42,7 @@ class Assembly:
     classes: list[str] | None
     model: nn.Module
     pieces: Pieces
+    noisy: torch.Tensor  # indices whose training label --label-noise replaced
 
 
 def infer_classes(train: Any, labels: torch.Tensor) -> tuple[int, list[str] | None]:
@@ -90,6 +93,11 @@ def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
     if train is None or test is None:
         train, test = load_dataset(config.dataset, config.data_root, config.download,
                                    config.augment, seed=config.seed)
+    for limit, data, option in ((config.train_limit, train, "train_limit"),
+                                (config.test_limit, test, "test_limit")):
+        if limit is not None and limit > len(data):
+            raise ValueError(f"--{option.replace('_', '-')} {limit} is more than the "
+                             f"{len(data)} samples of the set: lower it or leave it out")
     if isinstance(train, TensorData):
         train = train.subset(config.train_limit, seed=config.seed)
     if isinstance(test, TensorData):
@@ -98,6 +106,17 @@ def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
         raise ValueError("the training set is empty")
     labels = dataset_labels(train)
     num_classes, classes = infer_classes(train, labels)
+    flipped = torch.empty(0, dtype=torch.long)
+    if config.label_noise:  # the training labels only; the test set keeps the truth
+        train, flipped = with_label_noise(train, config.label_noise, num_classes, config.seed)
+        labels = dataset_labels(train)
+    if num_classes < 2:
+        raise ValueError(f"the training set has a single class ({classes or num_classes}): "
+                         "every prediction would be right and the accuracy meaningless; "
+                         "check the labels or the data folder")
+    if labels.numel() and int(labels.max()) >= num_classes:
+        raise ValueError(f"the training set has label {int(labels.max())} but "
+                         f"{num_classes} classes: labels must be 0..{num_classes - 1}")
     if model is None:
         model = create_model(config.model, num_classes, _input_shape(train),
                              weights=config.weights, **config.model_args)
@@ -114,4 +133,4 @@ def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
                     BatchSelector() if selector is None else selector)
     for method in pieces:
         method.check_composition(pieces)
-    return Assembly(train, test, labels, num_classes, classes, model, pieces)
+    return Assembly(train, test, labels, num_classes, classes, model, pieces, flipped)

@@ -60,7 +60,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}. Give the run folder (runs/NAME) or "
                                 "its checkpoint.pt file.")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, corrupt, or not a checkpoint at all
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{path} is not a readable thrifty checkpoint ({type(exc).__name__}: "
+                         f"{first[:160]}): it may be truncated or come from another program; "
+                         "resume from another copy or start the run again") from exc
 
 
 def rng_state() -> dict[str, Any]:

@@ -51,6 +51,8 @@ class RunConfig:
     momentum: float = _f(0.9, "SGD momentum")
     nesterov: bool = _f(True, "SGD Nesterov momentum")
     weight_decay: float = _f(5e-4, "weight decay")
+    label_noise: float = _f(0.0, "share of training labels replaced by another class, in "
+                            "[0, 1) (seeded by --seed; the test set is untouched)")
     label_smoothing: float = _f(0.0, "label smoothing of the training loss, in [0, 1) "
                                 "(CAPER trains with it; 0: plain cross-entropy)")
     masks: str | None = _f(None, "path of a pruning-mask file (from `thrifty prune`) applied to "
@@ -90,6 +92,10 @@ class RunConfig:
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (isinstance(self.model_args, dict),
              "model_args must be a mapping of hyper-parameter: value"),
+            (isinstance(self.label_noise, (int, float)) and not isinstance(
+                self.label_noise, bool) and 0.0 <= self.label_noise < 1.0,
+             f"label_noise is the share of training labels replaced, in [0, 1), got "
+             f"{self.label_noise!r}"),
             (0.0 <= self.label_smoothing < 1.0,
              f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.amp in ("off", "auto", "bf16", "fp16"),
@@ -100,6 +106,17 @@ class RunConfig:
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
             (self.train_limit is None or self.train_limit > 0, "train_limit must be positive"),
             (self.test_limit is None or self.test_limit > 0, "test_limit must be positive"),
+            (self.gamma > 0 or self.schedule not in ("step", "multistep", "exponential"),
+             f"gamma (the LR decay factor of the {self.schedule} schedule) must be positive, "
+             f"got {self.gamma}: a negative factor would make the learning rate negative"),
+            (not self.method_args or bool(self.method),
+             f"method arguments {sorted(self.method_args)} are given without a method: add "
+             "--method NAME (or drop the arguments)"),
+            (self.run_name is None or (self.run_name not in ("", ".", "..")
+                                       and "/" not in self.run_name
+                                       and "\\" not in self.run_name),
+             f"run_name must be a folder name inside --out-dir, got {self.run_name!r}: use "
+             "--out-dir for the parent folder"),
         ]
         for ok, msg in checks:
             if not ok:

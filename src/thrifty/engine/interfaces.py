@@ -335,8 +335,10 @@ class BatchSelector(MethodBase):
     # True when some batches are selected from losses stored in earlier epochs (ADONIS
     # eta > 1, Stale-SB): a driver must keep a record keyed by dataset index
     reads_stored_losses = False
-    # True only for methods that may legitimately train nothing in an epoch and report it
-    # themselves (e.g. ASSIST starvation with fallback "skip"); otherwise the engine raises.
+    # True only for methods that may legitimately choose nothing in an epoch and report it
+    # themselves (e.g. ASSIST starvation with fallback "skip"); otherwise the engine raises
+    # when an epoch chose no sample (an epoch whose few chosen samples wait in the packer
+    # for the next one is fine)
     allow_empty_epoch = False
 
     def setup(self, ctx: TrainContext) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import math
 import os
 import signal
@@ -65,6 +66,7 @@ from thrifty.engine.runtime import environment, resolve_amp, resolve_device
 from thrifty.engine.step import SelectionStep, argmax_correct
 from thrifty.metrics import loss_ratios, loss_statistics
 from thrifty.metrics.energy import make_energy_meter
+from thrifty.utils.locks import FolderLock
 
 __all__ = ["NonFiniteLossError", "Trainer", "TrainingInterrupted", "environment",
            "resolve_amp", "resolve_device"]
@@ -150,6 +152,7 @@ class Trainer:
                        sampler=sampler, selector=selector)
         self.train_data, self.test_data = run.train, run.test
         self.labels, self.num_classes, self.classes = run.labels, run.num_classes, run.classes
+        self.noisy = run.noisy  # indices relabelled by --label-noise
         self.model = run.model.to(self.device)
         # the training forward goes through DDP (gradient all-reduce); methods, scoring and
         # evaluation use the model itself
@@ -184,6 +187,9 @@ class Trainer:
         self._resume_state: dict[str, Any] | None = None
         self.tracker = None
         self._sync_info: dict[str, float] = {}  # under DDP: the epoch's record exchange
+        self._bench: dict[str, Any] | None = None  # the benchmark label of a resumed run
+        self._lock: FolderLock | None = None
+        self._selected = 0
         self._environment = environment(self.device)  # once per run: it asks git
 
     def _context(self) -> TrainContext:
@@ -208,12 +214,27 @@ class Trainer:
     # ------------------------------------------------------------------ public API
     @classmethod
     def resume(cls, path: str | Path, **kwargs) -> Trainer:
-        """A trainer that continues the run saved at ``path`` (run folder or checkpoint)."""
+        """A trainer that continues the run saved at ``path`` (run folder or checkpoint).
+
+        The run's folder is its identity: the resumed run writes only into the folder the
+        checkpoint is in (a run that got a ``-1`` suffix, or a copied folder, continues
+        there, never in another run's folder). A finished run is not resumed.
+        """
+        folder = Path(path if Path(path).is_dir() else Path(path).parent)
         state = load_checkpoint(path)
+        status, bench = None, None
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            previous = json.loads((folder / "result.json").read_text())
+            status, bench = previous.get("status"), previous.get("bench")
+        if status == "finished":
+            raise ValueError(f"{folder} holds a finished run: nothing to resume (its result "
+                             "stays as it is); start a new run instead")
         cfg = RunConfig(**state["config"])
-        cfg.out_dir = str(Path(path if Path(path).is_dir() else Path(path).parent).parent)
+        cfg.out_dir, cfg.run_name = str(folder.parent), folder.name
         trainer = cls(cfg, **kwargs)
+        trainer.run_dir = folder
         trainer._resume_state = state
+        trainer._bench = bench  # a benchmark's run continued by hand keeps its label
         return trainer
 
     def request_stop(self) -> None:
@@ -221,11 +242,14 @@ class Trainer:
         self._stop_requested = True
 
     def fit(self) -> dict[str, Any]:
-        """Train for ``config.epochs`` epochs (or what is left of them); return the result."""
+        """Train for ``config.epochs`` epochs (or what is left of them); return the result.
+        The run folder is locked meanwhile: a second process on it is refused."""
         handlers = self._install_signal_handlers()
         try:
             return self._fit()
         finally:
+            if self._lock is not None:
+                self._lock.release()
             for sig, old in handlers.items():
                 signal.signal(sig, old)
 
@@ -321,11 +345,13 @@ class Trainer:
                 else losses.mean()
             value = loss.item()
             if not math.isfinite(value):
+                ckpt = self.run_dir / "checkpoint.pt"
+                where = f"Last good checkpoint: {ckpt}" if ckpt.is_file() else \
+                    "No checkpoint was saved yet (it came before the first epoch ended)."
                 raise NonFiniteLossError(
                     f"training loss is {value} at epoch {stats.epoch + 1}, step "
                     f"{stats.optimizer_steps + 1}. Lower the learning rate (--lr), check the "
-                    "inputs for NaN, or use --amp off. Last good checkpoint: "
-                    f"{self.run_dir / 'checkpoint.pt'}")
+                    f"inputs for NaN, or use --amp off. {where}")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -344,6 +370,7 @@ class Trainer:
             return
         done = self.step(batch, self.ctx, phase=lambda name: self.timer(stats, name))
         stats.samples_forwarded += done.forwarded
+        self._selected += done.selected
         for tb in done.ready:
             self._train_step(tb, stats)
 
@@ -365,6 +392,12 @@ class Trainer:
     def _evaluate(self, stats: EpochStats, final: bool) -> None:
         with self.timer(stats, "evaluation"):
             losses, correct = self._dataset_losses(self.test_data)
+            bad = int((~torch.isfinite(losses)).sum())
+            if bad:
+                raise NonFiniteLossError(
+                    f"{bad} of {len(losses)} test samples give a NaN or infinite loss at epoch "
+                    f"{stats.epoch + 1}: check the test inputs for NaN or infinite values "
+                    "(or a diverged model: lower --lr)")
             stats.test_loss = loss_statistics(losses, correct)
             stats.test_accuracy = stats.test_loss["accuracy"]
             k = self.config.train_stats_every
@@ -506,7 +539,9 @@ class Trainer:
                         "class": type(self.train_data).__name__,
                         "source": self._sources["dataset"],
                         "train_size": len(self.train_data), "test_size": len(self.test_data),
-                        "pool_size": len(self.sampler.pool), "num_classes": self.num_classes},
+                        "pool_size": len(self.sampler.pool), "num_classes": self.num_classes,
+                        "label_noise": {"share": self.config.label_noise,
+                                        "relabelled": len(self.noisy)}},
             "model": {"class": type(self.model).__name__, "source": self._sources["model"],
                       "parameters": sum(p.numel() for p in self.model.parameters())},
             "methods": {"reducer": self.reducer.name, "sampler": self.sampler.name,
@@ -522,6 +557,8 @@ class Trainer:
             "checkpoint": str(self.run_dir / "checkpoint.pt"),
             "world_size": self.dist.world_size,
         }
+        if self._bench is not None:
+            self.result["bench"] = self._bench
         if self.dist.is_main:
             write_json(self.run_dir / "result.json", self.result)
         return self.result
@@ -529,6 +566,8 @@ class Trainer:
     def _fit(self) -> dict[str, Any]:
         cfg = self.config
         self._prepare_run_dir()
+        if self.dist.is_main:
+            self._lock = FolderLock(self.run_dir, what="run folder").acquire()
         self.ctx.run_dir = self.run_dir if self.dist.is_main else None
         if cfg.track != "none" and self.dist.is_main:
             from thrifty.engine.tracking import Tracker
@@ -595,6 +634,7 @@ class Trainer:
         self.ctx.epoch = epoch
         stats = stats if stats is not None else EpochStats(epoch)
         self._stats = stats
+        self._selected = 0  # samples the selector chose this epoch
         if self.dist.enabled:
             self.record.begin()  # the state the epoch's record exchange starts from
         # one energy window for the epoch, from before the sampler (which may run a
@@ -691,7 +731,8 @@ class Trainer:
                   "optimizer_steps": stats.optimizer_steps,
                   "overflow_discarded": self.packer.discarded,
                   "end_of_epoch_dropped": self.packer.end_dropped,
-                  "loss_sum_micro": round(stats._loss_sum * 1e6)}
+                  "loss_sum_micro": round(stats._loss_sum * 1e6),
+                  "selected": self._selected}
         total = sum_counts(counts, self.dist, maxed=("optimizer_steps",))
         stats.samples_loaded = total["samples_loaded"]
         stats.samples_forwarded = total["samples_forwarded"]
@@ -700,9 +741,10 @@ class Trainer:
         stats._loss_sum = total["loss_sum_micro"] / 1e6
         self.packer.discarded = total["overflow_discarded"]
         self.packer.end_dropped = total["end_of_epoch_dropped"]
+        self._selected = total["selected"]
 
     def _check_trained(self, epoch: int, stats: EpochStats) -> None:
-        if stats.samples_trained == 0 and not self.selector.identity \
+        if stats.samples_trained == 0 and self._selected == 0 and not self.selector.identity \
                 and not self.selector.allow_empty_epoch:
             raise SelectionError(
                 f"selector {self.selector.name!r} chose no sample in epoch {epoch + 1} "

@@ -90,9 +90,18 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = False) -> nn
     skipped = sorted(set(state) - set(keep))
     if strict and (skipped or set(model.state_dict()) - set(keep)):
         raise ValueError(f"weights in {path} do not match the model: skipped {skipped[:5]}")
-    model.load_state_dict(keep, strict=False)
     if not keep:
         raise ValueError(f"no tensor of {path} matches the model; wrong architecture?")
+    missing = sorted(set(model.state_dict()) - set(keep))
+    modules = {k.rsplit(".", 1)[0] for k in missing}
+    if len(modules) > 1:  # more than a new classifier head: another architecture
+        raise ValueError(
+            f"weights in {path} fit only {len(keep)} of the model's "
+            f"{len(model.state_dict())} tensors (not loaded: {', '.join(missing[:4])}"
+            f"{', ...' if len(missing) > 4 else ''}): they come from another architecture "
+            "or model hyper-parameters (--model, --model-arg); only a different classifier "
+            "head is replaced")
+    model.load_state_dict(keep, strict=False)
     return model
 
 

@@ -28,6 +28,9 @@ from thrifty.utils.shares import share_count
 BIN_RULES = ("sturges", "sqrt", "rice")
 DRAWS = ("random", "first")
 FALLBACKS = ("top-bin", "skip")
+CLIPS = ("remove", "cap")
+WARMUP_RULES = ("lt", "le")
+PMF_DENOMINATORS = ("clipped", "history")
 
 #: what the functions and :class:`Adonis` accept
 CONSTRAINTS = {
@@ -36,31 +39,48 @@ CONSTRAINTS = {
                    label="the outlier clip in std", hint="default 1.0"),
     "theta": Param(Interval(float, 0, 1, closed="neither"), label="the PMF threshold",
                    hint="the paper's usable range is 0.1-0.7, default 0.12"),
-    "alpha": Param(Interval(float, 0, 1, closed="right"),
-                   label="the selected share of candidates", hint="default 0.3"),
+    "alpha": Param(Interval(float, 0, 1, closed="right"), Options(str, ("none",)),
+                   label="the selected share of candidates",
+                   hint="default 0.3; none keeps every candidate"),
+    "clip": Options(str, CLIPS),
+    "warmup_rule": Options(str, WARMUP_RULES),
+    "pmf_denominator": Options(str, PMF_DENOMINATORS),
     "eta": POSITIVE_INT,
     "draw": Options(str, DRAWS),
     "fallback": Options(str, FALLBACKS),
 }
 
 
-def _clip(h: np.ndarray, sigma: float) -> np.ndarray:
+def _band(h: np.ndarray, sigma: float) -> tuple[float, float]:
+    d = h - h.mean()
+    half = sigma * np.sqrt(np.dot(d, d) / len(d))  # population std
+    return h.mean() - half, h.mean() + half
+
+
+def _clip(h: np.ndarray, sigma: float, clip: str = "remove") -> np.ndarray:
     h = h[np.isfinite(h)]
     if len(h) == 0:
         return h
+    low, high = _band(h, sigma)
+    if clip == "cap":  # winsorise: outliers are set to the band's edge, not dropped
+        return np.clip(h, low, high)
     d = h - h.mean()
-    return h[np.abs(d) <= sigma * np.sqrt(np.dot(d, d) / len(d))]  # population std
+    return h[np.abs(d) <= high - h.mean()]
 
 
-def clip_history(history: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
-    """The losses of ``history`` within ``mean ± sigma·std`` (float64; outliers removed).
+def clip_history(history: torch.Tensor, sigma: float = 1.0, clip: str = "remove"
+                 ) -> torch.Tensor:
+    """The history clipped to ``mean ± sigma·std`` (float64).
 
     Args:
         history: 1-D tensor of losses; non-finite values are ignored.
         sigma: clip width in standard deviations (population std, as ``numpy.std``).
             Default 1.0; ``inf`` keeps everything.
+        clip: ``"remove"`` (default): losses outside the band are dropped; ``"cap"``: they
+            are set to the band's nearer edge (winsorised), so they still count.
     """
-    return torch.from_numpy(_clip(as_numpy(history), sigma))
+    validate_params("clip_history", {"clip": clip}, CONSTRAINTS)
+    return torch.from_numpy(_clip(as_numpy(history), sigma, clip))
 
 
 def loss_histogram(values: torch.Tensor, bins: str = "sturges"
@@ -103,7 +123,8 @@ def bin_probabilities(losses: torch.Tensor, pmf: torch.Tensor, edges: torch.Tens
 
 
 def adonis_probabilities(losses: torch.Tensor, history: torch.Tensor, sigma: float = 1.0,
-                         bins: str = "sturges") -> torch.Tensor:
+                         bins: str = "sturges", clip: str = "remove",
+                         pmf_denominator: str = "clipped") -> torch.Tensor:
     """ADONIS's p for each loss: ``freq_j / R`` of its bin in the clipped history (eq. 6).
 
     Computed in numpy (float64): on histories of a few hundred values numpy's small-array
@@ -114,21 +135,33 @@ def adonis_probabilities(losses: torch.Tensor, history: torch.Tensor, sigma: flo
         history: the loss history H; per Algorithm 1 it already holds the batch's losses.
         sigma: outlier clip in standard deviations. Default 1.0.
         bins: bin rule ``"sturges"`` (default), ``"sqrt"`` or ``"rice"``.
+        clip: ``"remove"`` (default) or ``"cap"`` (see :func:`clip_history`); with
+            ``"cap"`` the batch's losses are capped the same way before their bin is looked
+            up, so a loss beyond the band falls in the edge bin.
+        pmf_denominator: ``"clipped"`` (default): R is the clipped history's length;
+            ``"history"``: R is the history's length (eq. 6 read literally).
 
     Returns:
         float64 tensor of p in [0, 1]; 0 for losses outside the clipped range (and for all
         losses when the clipped history is empty).
     """
-    validate_params("adonis_probabilities", {"bins": bins}, CONSTRAINTS)
-    return torch.from_numpy(_probabilities(as_numpy(losses), as_numpy(history), sigma, bins))
+    validate_params("adonis_probabilities", {"bins": bins, "clip": clip,
+                                             "pmf_denominator": pmf_denominator}, CONSTRAINTS)
+    return torch.from_numpy(_probabilities(as_numpy(losses), as_numpy(history), sigma, bins,
+                                           clip, pmf_denominator))
 
 
-def _probabilities(x: np.ndarray, history: np.ndarray, sigma: float, bins: str) -> np.ndarray:
-    clipped = _clip(history, sigma)
+def _probabilities(x: np.ndarray, history: np.ndarray, sigma: float, bins: str,
+                   clip: str = "remove", pmf_denominator: str = "clipped") -> np.ndarray:
+    clipped = _clip(history, sigma, clip)
     if len(clipped) == 0:
         return np.zeros(len(x))
+    if clip == "cap":
+        finite = history[np.isfinite(history)]
+        x = np.clip(x, *_band(finite, sigma))
     counts, edges = np.histogram(clipped, bins=bins)
-    return _bin_pmf(x, counts / len(clipped), edges)
+    r = len(clipped) if pmf_denominator == "clipped" else int(np.isfinite(history).sum())
+    return _bin_pmf(x, counts / r, edges)
 
 
 class AdonisChoice(NamedTuple):
@@ -140,7 +173,7 @@ class AdonisChoice(NamedTuple):
     fallback: bool
 
 
-def adonis_select(p: torch.Tensor, theta: float = 0.12, alpha: float = 0.3,
+def adonis_select(p: torch.Tensor, theta: float = 0.12, alpha: float | None = 0.3,
                   generator: torch.Generator | None = None, draw: str = "random",
                   fallback: str = "top-bin") -> AdonisChoice:
     """Choose a share ``alpha`` of the candidates ``p > theta`` (eq. 3, strict).
@@ -149,7 +182,8 @@ def adonis_select(p: torch.Tensor, theta: float = 0.12, alpha: float = 0.3,
         p: per-sample probabilities (:func:`adonis_probabilities`).
         theta: PMF threshold. Default 0.12.
         alpha: share of the candidates kept: ``ceil(alpha * candidates)``, at least 1 when
-            there is a candidate (:func:`~thrifty.utils.shares.share_count`). Default 0.3.
+            there is a candidate (:func:`~thrifty.utils.shares.share_count`); ``None``: every
+            candidate. Default 0.3.
         generator: randomness of ``draw="random"``. Default ``None`` (torch's global one).
         draw: ``"random"`` (default): a uniform draw without replacement among candidates;
             ``"first"``: the first candidates in batch order (no randomness).
@@ -162,14 +196,15 @@ def adonis_select(p: torch.Tensor, theta: float = 0.12, alpha: float = 0.3,
     return AdonisChoice(torch.from_numpy(pos), n, used_fallback)
 
 
-def _select(p: np.ndarray, theta: float, alpha: float, generator: torch.Generator | None,
+def _select(p: np.ndarray, theta: float, alpha: float | None,
+            generator: torch.Generator | None,
             draw: str, fallback: str) -> tuple[np.ndarray, int, bool]:
     pos = np.flatnonzero(p > theta)
     n = len(pos)
     used_fallback = n == 0 and len(p) > 0
     if used_fallback:
         pos = pos if fallback == "skip" else np.flatnonzero(p == p.max())
-    m = share_count(alpha, len(pos))
+    m = len(pos) if alpha is None else share_count(alpha, len(pos))
     if draw == "random" and m < len(pos):
         pos = np.sort(pos[torch.randperm(len(pos), generator=generator)[:m].numpy()])
     return pos[:m].astype(np.int64), n, used_fallback
@@ -198,11 +233,22 @@ class Adonis(LossHistorySelector):
         sigma: outlier clip of H in standard deviations (> 0). Default 1.0.
         theta: PMF threshold in (0, 1); candidates have p > theta. Default 0.12 (the
             paper's usable range is 0.1-0.7; tune per model and dataset).
-        alpha: share of the candidates trained, in (0, 1]. Default 0.3.
+        alpha: share of the candidates trained, in (0, 1], or ``"none"`` (every
+            candidate; not in Algorithm 1 nor the paper's defaults table, see the card).
+            Default 0.3.
         eta: losses stay "actual" for eta epochs: the selection forward runs only every
             eta-th epoch counted from the end of warm-up; in between the losses stored in
             the sample record are reused. Integer >= 1. Default 1.
         warmup: omega, epochs of plain training on every sample first. Default 0.
+        clip: how the history is clipped to mean ± sigma·std: ``"remove"`` (default; the
+            outliers leave the histogram and get p = 0) or ``"cap"`` (winsorised to the
+            band's edge, the paper's "clipped"; a large group of not-yet-fit samples can
+            then pass theta).
+        warmup_rule: ``"lt"`` (default; plain while epoch < omega, so omega = 0 trains no
+            plain epoch) or ``"le"`` (Algorithm 1's ``if i <= omega``: plain while
+            epoch <= omega, so even omega = 0 trains the first epoch on everything).
+        pmf_denominator: R of eq. 6: ``"clipped"`` (default; the clipped history's
+            length) or ``"history"`` (the history's length).
         draw: how the alpha share is drawn: ``"random"`` (default, uniform without
             replacement with the run's method generator) or ``"first"`` (first candidates
             in batch order; the loader's order is already shuffled).
@@ -241,20 +287,30 @@ class Adonis(LossHistorySelector):
     _parameter_constraints = {**LossHistorySelector._parameter_constraints, **CONSTRAINTS}
 
     def __init__(self, history: int = 512, bins: str = "sturges", sigma: float = 1.0,
-                 theta: float = 0.12, alpha: float = 0.3, eta: int = 1, warmup: int = 0,
-                 draw: str = "random", fallback: str = "top-bin",
-                 end_of_epoch: str = "carry") -> None:
+                 theta: float = 0.12, alpha: float | str = 0.3, eta: int = 1,
+                 warmup: int = 0, draw: str = "random", fallback: str = "top-bin",
+                 end_of_epoch: str = "carry", clip: str = "remove", warmup_rule: str = "lt",
+                 pmf_denominator: str = "clipped") -> None:
         v = validate_params("Adonis", {
             "theta": theta, "alpha": alpha, "sigma": sigma, "eta": eta, "bins": bins,
-            "draw": draw, "fallback": fallback}, self._parameter_constraints)
+            "draw": draw, "fallback": fallback, "clip": clip, "warmup_rule": warmup_rule,
+            "pmf_denominator": pmf_denominator}, self._parameter_constraints)
         super().__init__(history, v["eta"], warmup, end_of_epoch)
         self.bins = bins
-        self.sigma, self.theta, self.alpha = v["sigma"], v["theta"], v["alpha"]
+        self.sigma, self.theta = v["sigma"], v["theta"]
+        self.alpha = None if v["alpha"] == "none" else v["alpha"]
         self.eta = self.every
         self.draw, self.fallback = draw, fallback
+        self.clip, self.warmup_rule, self.pmf_denominator = clip, warmup_rule, pmf_denominator
+
+    @property
+    def plain_epochs(self) -> int:
+        """omega epochs (``warmup_rule="lt"``) or omega + 1 (``"le"``: ``i <= omega``)."""
+        return self.warmup + (1 if self.warmup_rule == "le" else 0)
 
     def _choose(self, losses: np.ndarray, ctx: TrainContext) -> np.ndarray:
-        p = _probabilities(losses, as_numpy(self.history), self.sigma, self.bins)
+        p = _probabilities(losses, as_numpy(self.history), self.sigma, self.bins, self.clip,
+                           self.pmf_denominator)
         pos, n, used_fallback = _select(p, self.theta, self.alpha, ctx.generator, self.draw,
                                         self.fallback)
         self.counts["candidates"] += n

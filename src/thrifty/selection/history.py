@@ -67,8 +67,8 @@ class LossHistorySelector(BatchSelector, ABC):
         end_of_epoch: what happens to a partial training batch at the end of an epoch:
             ``"carry"`` (train it with the next epoch's first samples), ``"flush"`` (one
             smaller step) or ``"drop"``. With ``"carry"`` an epoch that chose fewer than rho
-            samples ends without an optimizer step and the engine accepts that
-            (``allow_empty_epoch``); ``selector_selected`` still shows the choice.
+            samples ends without an optimizer step and the engine accepts that (they wait in
+            the buffer); an epoch that chose none at all is refused.
 
     Rules shared by every subclass:
         * The batch's losses are appended to the history *before* its probabilities are
@@ -102,9 +102,6 @@ class LossHistorySelector(BatchSelector, ABC):
             self._parameter_constraints)
         self.history_size, self.every, self.warmup = v["history"], v["every"], v["warmup"]
         self.packing = PackingRule(end_of_epoch=end_of_epoch)
-        # with "carry" an epoch may end before rho samples were chosen (small data, strong
-        # selection): they wait in the buffer, so an epoch without a step is no error
-        self.allow_empty_epoch = end_of_epoch == "carry"
         self.history = torch.empty(0)
         self.counts: dict[str, int] = dict.fromkeys(self._count_keys, 0)
 
@@ -114,14 +111,20 @@ class LossHistorySelector(BatchSelector, ABC):
         """Whether batches between selection forwards are chosen from stored losses."""
         return self.every > 1
 
+    @property
+    def plain_epochs(self) -> int:
+        """How many epochs train every sample before selection starts (``warmup``)."""
+        return self.warmup
+
     def in_warmup(self, epoch: int) -> bool:
         """Whether ``epoch`` (0-based) is a warm-up epoch."""
-        return epoch < self.warmup
+        return epoch < self.plain_epochs
 
     def is_fresh_epoch(self, epoch: int) -> bool:
         """Whether the selection forward runs in ``epoch`` (0-based): every ``every``-th
         epoch counted from the first epoch after warm-up."""
-        return epoch >= self.warmup and (epoch - self.warmup) % self.every == 0
+        start = self.plain_epochs
+        return epoch >= start and (epoch - start) % self.every == 0
 
     def needs_forward(self, ctx: TrainContext) -> bool:
         return self.is_fresh_epoch(ctx.epoch)

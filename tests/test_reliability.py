@@ -1,0 +1,175 @@
+"""Reliability (docs/reliability.md): no run overwritten, no second process on a folder,
+nonsense refused with one clear line, a light command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from thrifty.bench import load_bench_spec, run_bench
+from thrifty.bench.report import load_results_dir
+from thrifty.cli import main
+from thrifty.data import TensorData
+from thrifty.engine import Trainer, TrainingInterrupted, make_config
+from thrifty.utils.locks import FolderBusyError, FolderLock
+
+QUIET = {"log": lambda s: None}
+
+
+def _cfg(tmp_path, **kw):
+    return make_config({"workload": "digits-mlp", "epochs": 2, "out_dir": str(tmp_path / "runs"),
+                        "progress": False, "run_name": "r", **kw})
+
+
+def _interrupted(cfg):
+    trainer = Trainer(cfg, on_batch_end=lambda t: t.request_stop(), **QUIET)
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    return trainer.run_dir
+
+
+def test_resume_writes_only_into_its_own_folder(tmp_path):
+    first = Trainer(_cfg(tmp_path), **QUIET)
+    first.fit()
+    finished = (first.run_dir / "result.json").read_text()
+    second = _interrupted(_cfg(tmp_path))
+    assert second.name == "r-1"  # the name existed: a suffix
+    resumed = Trainer.resume(second, **QUIET)
+    resumed.fit()
+    assert resumed.run_dir == second
+    assert (first.run_dir / "result.json").read_text() == finished  # untouched
+    assert json.loads((second / "result.json").read_text())["status"] == "finished"
+
+
+def test_resume_of_a_copied_folder_writes_into_the_copy(tmp_path):
+    original = _interrupted(_cfg(tmp_path))
+    before = (original / "result.json").read_text()
+    copy = tmp_path / "elsewhere" / "copied"
+    shutil.copytree(original, copy)
+    Trainer.resume(copy, **QUIET).fit()
+    assert (original / "result.json").read_text() == before
+    assert json.loads((copy / "result.json").read_text())["run_dir"] == str(copy)
+
+
+def test_a_finished_run_is_not_resumed(tmp_path):
+    trainer = Trainer(_cfg(tmp_path), **QUIET)
+    trainer.fit()
+    with pytest.raises(ValueError, match="finished run: nothing to resume"):
+        Trainer.resume(trainer.run_dir, **QUIET)
+
+
+def test_a_second_process_on_a_run_folder_is_refused(tmp_path):
+    folder = _interrupted(_cfg(tmp_path))
+    code = ("import sys, time; from thrifty.utils.locks import FolderLock; "
+            f"lock = FolderLock({str(folder)!r}).acquire(); print('held', flush=True); "
+            "time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderBusyError, match=rf"in use by pid {holder.pid}"):
+            Trainer.resume(folder, **QUIET).fit()
+    finally:
+        holder.kill()
+        holder.wait()
+    Trainer.resume(folder, **QUIET).fit()  # released when the holder died
+
+
+def test_two_benches_on_one_folder_the_second_is_refused(tmp_path):
+    spec = load_bench_spec(overrides={"workload": "digits-mlp", "epochs": 1, "progress": False},
+                           seeds=[0], methods=["rpc alpha=0.5"], out_dir=str(tmp_path / "b"),
+                           budgets=None)
+    with FolderLock(tmp_path / "b", ".lock.s0"), \
+            pytest.raises(FolderBusyError, match="benchmark folder"):
+        run_bench(spec, log=lambda s: None, trainer_kwargs=QUIET)
+    assert not (tmp_path / "b" / "runs").exists()  # nothing trained twice
+
+
+def test_a_bench_run_continued_by_hand_keeps_its_row(tmp_path):
+    spec = load_bench_spec(overrides={"workload": "digits-mlp", "epochs": 2, "progress": False},
+                           seeds=[0], methods=["rpc alpha=0.5"], out_dir=str(tmp_path / "b"),
+                           budgets=None)
+    with pytest.raises(TrainingInterrupted):
+        run_bench(spec, log=lambda s: None,
+                  trainer_kwargs={**QUIET, "on_batch_end": lambda t: t.request_stop()})
+    folder = tmp_path / "b" / "runs" / "baseline-s0"
+    assert main(["train", "--resume", str(folder)]) == 0  # what the bench tells the user
+    labels = list(load_results_dir(tmp_path / "b")["results"])
+    assert labels == ["baseline"]  # no phantom row named after the folder
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--run-name", "../x"], "run_name must be a folder name"),
+    (["--schedule", "step", "--gamma", "-0.1"], "gamma (the LR decay factor"),
+    (["--method-arg", "rpc.alpha=0.5"], "without a method"),
+    (["--train-limit", "99999"], "more than the 1347 samples"),
+    (["--method", "adonis", "--method-arg", "theta=0.999", "--method-arg", "fallback=skip"],
+     "chose no sample"),
+])
+def test_nonsense_is_refused_in_one_line(tmp_path, capsys, args, message):
+    code = main(["train", "--workload", "digits-mlp", "--epochs", "1", "--no-progress",
+                 "--out-dir", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_bad_files_give_one_line_naming_the_file(tmp_path, capsys):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("epochs: [1,\n")
+    assert main(["train", "--config", str(bad_yaml)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--debug" in err
+    with pytest.raises(Exception):  # noqa: B017 - --debug shows the real traceback
+        main(["--debug", "train", "--config", str(bad_yaml)])
+    run = tmp_path / "broken"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "checkpoint.pt" in err
+
+
+def test_data_that_cannot_be_trained_on_is_refused(tmp_path, digits):
+    train, test = digits
+    one_class = TensorData(train.x, torch.zeros_like(train.y), 1, "one")
+    with pytest.raises(ValueError, match="single class"):
+        Trainer(_cfg(tmp_path), train=one_class, test=test, **QUIET)
+    out_of_range = TensorData(train.x, train.y.clone(), 5, "five")
+    with pytest.raises(ValueError, match="labels must be 0..4"):
+        Trainer(_cfg(tmp_path), train=out_of_range, test=test, **QUIET)
+    nan_test = TensorData(test.x.clone(), test.y, 10, "nan")
+    nan_test.x[0] = float("nan")
+    with pytest.raises(FloatingPointError, match="test samples give a NaN"):
+        Trainer(_cfg(tmp_path, epochs=1), train=train, test=nan_test, **QUIET).fit()
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    from thrifty.models import create_model
+
+    path = tmp_path / "w.pt"  # a narrower MLP: only the classifier's bias would fit
+    torch.save(create_model("mlp", 10, (1, 8, 8), hidden=[32]).state_dict(), path)
+    with pytest.raises(ValueError, match=r"fit only 1 of the model's 4 tensors"):
+        Trainer(_cfg(tmp_path, weights=str(path)), **QUIET)
+    head = tmp_path / "head.pt"  # the same body with another head: loaded, head replaced
+    torch.save(create_model("mlp", 7, (1, 8, 8)).state_dict(), head)
+    Trainer(_cfg(tmp_path, weights=str(head)), **QUIET)
+
+
+def test_an_empty_data_root_is_not_replaced_by_another_copy(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=str(empty)):
+        Trainer(make_config({"workload": "fmnist-cnn", "data_root": str(empty),
+                             "out_dir": str(tmp_path)}), **QUIET)
+
+
+def test_help_and_argument_errors_do_not_import_torch():
+    code = ("import sys, thrifty.cli as c; p = c.build_parser(); "
+            "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
