@@ -142,3 +142,11 @@ def test_doc_args_reads_grouped_and_continued_lines():
 
     assert doc_args(Documented) == {"a": "two at once, continued here.",
                                     "b": "two at once, continued here.", "c": "one."}
+
+
+def test_the_listing_read_from_the_source_matches_the_registry():
+    from thrifty.methods import available_methods, declared_methods
+
+    declared = declared_methods()
+    registered = {n: (s.place, s.summary) for n, s in available_methods().items()}
+    assert declared == registered

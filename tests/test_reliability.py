@@ -167,8 +167,11 @@ def test_an_empty_data_root_is_not_replaced_by_another_copy(tmp_path):
                              "out_dir": str(tmp_path)}), **QUIET)
 
 
-def test_help_and_argument_errors_do_not_import_torch():
-    code = ("import sys, thrifty.cli as c; p = c.build_parser(); "
+def test_help_listing_and_argument_errors_do_not_import_torch():
+    code = ("import sys, contextlib, io, thrifty.cli as c; p = c.build_parser(); "
+            "out = io.StringIO(); ctx = contextlib.redirect_stdout(out); ctx.__enter__(); "
+            "c.main(['methods']); ctx.__exit__(None, None, None); "
+            "assert 'infobatch' in out.getvalue(); "
             "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)

@@ -379,21 +379,21 @@ def _cmd_methods(name: str | None = None) -> int:
         PLACE_COMMANDS,
         PLACE_NOTES,
         PLACES,
-        available_methods,
+        declared_methods,
         describe_method,
     )
 
     if name is not None:
         print(describe_method(name))
         return 0
-    methods = available_methods()
+    methods = declared_methods()  # read from the source: no PyTorch import for a listing
     width = max(map(len, methods)) + 2
-    groups = [(place, [s for s in methods.values() if s.place == place]) for place in PLACES]
     blocks = []
-    for place, specs in groups:
-        if specs:
+    for place in PLACES:
+        names = [n for n, (p, _) in methods.items() if p == place]
+        if names:
             lines = [f"{place}: {PLACE_NOTES[place]} ({PLACE_COMMANDS[place]})"]
-            lines += [f"  {s.name:<{width}}{s.place:<10}{s.summary}" for s in specs]
+            lines += [f"  {n:<{width}}{place:<10}{methods[n][1]}" for n in names]
             blocks.append("\n".join(lines))
     print("\n\n".join(blocks))
     return 0

@@ -336,3 +336,28 @@ def describe_method(name: str) -> str:
     if not spec.params:
         lines.append("  none")
     return "\n".join(lines)
+
+
+def declared_methods() -> dict[str, tuple[str, str]]:
+    """``{name: (place, summary)}`` read from the ``@register_method(...)`` decorators in
+    the method packages' source, without importing them (so without PyTorch): what
+    ``thrifty methods`` lists. The same decorators fill :data:`METHODS` on import; a test
+    checks that both agree."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).parent
+    out: dict[str, tuple[str, str]] = {}
+    for pkg in METHOD_PACKAGES:
+        for path in sorted((root / pkg.split(".", 1)[1]).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ClassDef):
+                    continue
+                for deco in node.decorator_list:
+                    if isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == \
+                            "register_method":
+                        args = [ast.literal_eval(a) for a in deco.args]
+                        summary = args[2] if len(args) > 2 else \
+                            ((ast.get_docstring(node) or "").strip().splitlines() or [""])[0]
+                        out[args[0]] = (args[1], summary)
+    return dict(sorted(out.items()))
