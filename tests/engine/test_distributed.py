@@ -166,9 +166,9 @@ def test_resume_under_two_ranks_continues_exactly_and_refuses_another_world(tmp_
     (ref, _), _ = _run(ref_dir, ("train", kw))
     (stopped, _), _ = _run(run_dir, ("stop", kw))
     assert stopped["final"] is None  # interrupted at the first batch of epoch 2
+    with pytest.raises(ValueError, match="--nproc_per_node=2"):  # one process: refused
+        Trainer.resume(run_dir / "ddp", log=lambda s: None).fit()
     (resumed, other), _ = _run(run_dir, ("resume", {}))
     assert "error" not in resumed, resumed.get("traceback")
     assert np.array_equal(resumed["weights"], ref["weights"])
     assert np.array_equal(resumed["weights"], other["weights"])
-    with pytest.raises(ValueError, match="--nproc_per_node=2"):
-        Trainer.resume(run_dir / "ddp", log=lambda s: None).fit()

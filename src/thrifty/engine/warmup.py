@@ -50,7 +50,8 @@ def warm_up(config: RunConfig, model: nn.Module, train: Any, test: Any, epochs: 
         cfg = dataclasses.replace(
             config, epochs=epochs, method=[], method_args={}, checkpoint_every=0,
             train_stats_every=-1, out_dir=tmp, run_name="snapshot", train_limit=None,
-            test_limit=min(config.test_limit or WARMUP_TEST_LIMIT, WARMUP_TEST_LIMIT),
+            test_limit=min(config.test_limit or WARMUP_TEST_LIMIT, WARMUP_TEST_LIMIT,
+                           len(test)),
             device=str(device), progress=progress)
         saved_rng = rng_state()
         try:
