@@ -176,3 +176,23 @@ def test_help_listing_and_argument_errors_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_preempted_run_is_recorded_interrupted_and_resumed_not_restarted(tmp_path):
+    """A job scheduler's preemption ends the process with SystemExit (submitit's requeue):
+    the run reads "interrupted" and the bench resumes it from its epoch checkpoint."""
+    spec = load_bench_spec(overrides={"workload": "digits-mlp", "epochs": 3, "progress": False},
+                           seeds=[0], methods=[], out_dir=str(tmp_path / "b"), budgets=None)
+
+    def preempt(trainer):
+        if trainer.ctx.epoch == 2:
+            raise SystemExit(-1)
+
+    with pytest.raises(SystemExit):
+        run_bench(spec, log=lambda s: None, trainer_kwargs={**QUIET, "on_batch_end": preempt})
+    folder = tmp_path / "b" / "runs" / "baseline-s0"
+    assert json.loads((folder / "result.json").read_text())["status"] == "interrupted"
+    logs = []
+    run_bench(spec, log=logs.append, trainer_kwargs={"log": logs.append})
+    assert any("resuming" in line and "epoch 3" in line for line in logs)
+    assert json.loads((folder / "result.json").read_text())["status"] == "finished"

@@ -18,8 +18,14 @@ How the engine stays exact and comparable under DDP:
   stale selectors read earlier epochs), and one exchange per epoch costs far less than one
   per step (see ``docs/scaling.md``).
 - **Counted once.** Work counts are summed over ranks at the epoch's end (optimizer steps:
-  the most any rank took, the number of synchronised updates); scoring passes over the
-  pool are sharded and gathered; evaluation is sharded and gathered.
+  the most any rank took, the number of synchronised updates); ``ctx.score`` passes are
+  sharded and gathered, other counted passes (CAPER's) run whole on every rank and count
+  the work every rank did; evaluation is sharded and gathered.
+- **One optimizer state.** A rank that ran out of batches shadows the others' all-reduces
+  but takes no optimizer step, so at the epoch's end every rank takes the optimizer (and
+  AMP scaler) state of the rank that stepped most, whose weights DDP's ``join`` kept.
+- **Stops at an epoch's end.** A stop request (Ctrl-C, SIGTERM, ``request_stop``) on any
+  rank ends the run on every rank after the current epoch, with a checkpoint.
 - **Rank 0 writes.** Only rank 0 writes ``result.json`` and checkpoints (with
   ``world_size``); the other ranks use the run folder rank 0 chose.
 """
@@ -68,7 +74,10 @@ def from_environment(device: torch.device) -> Dist:
         raise RuntimeError("WORLD_SIZE > 1 but this PyTorch has no torch.distributed")
     timeout = _dt.timedelta(seconds=float(os.environ.get("THRIFTY_DDP_TIMEOUT",
                                                          DEFAULT_TIMEOUT_S)))
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
+    # NCCL carries the gradients on GPUs; thrifty's own exchanges (record, counts) are CPU
+    # tensors, which gloo carries
+    dist.init_process_group("cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo",
+                            timeout=timeout)
     return Dist(dist.get_rank(), dist.get_world_size())
 
 
@@ -117,12 +126,24 @@ def sum_counts(counts: dict[str, int], d: Dist, maxed: tuple[str, ...] = ()) -> 
     return {k: int((maxes if k in maxed else summed)[i].item()) for i, k in enumerate(keys)}
 
 
-def broadcast_object(value: Any, d: Dist) -> Any:
-    """Rank 0's ``value`` on every rank."""
+def to_cpu(value: Any) -> Any:
+    """``value`` with every tensor inside (dicts, lists, tuples) moved to the CPU, so that it
+    can be sent to a rank with another GPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
+
+
+def broadcast_object(value: Any, d: Dist, src: int = 0) -> Any:
+    """Rank ``src``'s ``value`` (default rank 0's) on every rank."""
     if not d.enabled:
         return value
     box = [value]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=src)
     return box[0]
 
 

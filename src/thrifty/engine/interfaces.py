@@ -1,6 +1,6 @@
-"""The contract between methods and whatever drives them (the engine, a user's own loop,
-later Lightning, Hugging Face and DDP): three places with pass-through defaults and one
-typed context.
+"""The contract between methods and whatever drives them (the engine, alone or under DDP,
+and :class:`thrifty.Thrift` in a user's own loop, Lightning or Hugging Face): three places
+with pass-through defaults and one typed context.
 
 1. :class:`Reducer` (offline, before training): which samples exist for the run.
 2. :class:`EpochSampler` (each epoch): which samples are loaded, in which order, with which

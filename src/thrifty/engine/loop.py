@@ -45,11 +45,14 @@ from thrifty.engine.config import RunConfig
 from thrifty.engine.distributed import (
     Dist,
     RecordLog,
+    agree,
     broadcast_object,
     from_environment,
+    gather_cat,
     gather_in_order,
     shard,
     sum_counts,
+    to_cpu,
 )
 from thrifty.engine.forward import no_grad_forward
 from thrifty.engine.interfaces import (
@@ -78,9 +81,12 @@ def method_record(method: Any) -> dict[str, Any]:
     """A method object as result.json records it: its name, class and the hyper-parameters
     of its constructor that it keeps as attributes (plain values only)."""
     params = {}
-    for name in inspect.signature(type(method).__init__).parameters:
-        value = getattr(method, name, None)
-        if name != "self" and isinstance(value, (bool, int, float, str, type(None))):
+    for name, param in inspect.signature(type(method).__init__).parameters.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) \
+                or not hasattr(method, name):
+            continue  # only hyper-parameters the method keeps under their own name
+        value = getattr(method, name)
+        if isinstance(value, (bool, int, float, str, type(None))):
             params[name] = value
     return {"name": method.name, "class": f"{type(method).__module__}.{type(method).__name__}",
             "params": params}
@@ -283,9 +289,8 @@ class Trainer:
             forwards: forward passes ``fn`` makes per sample (CAPER's clean + noisy
                 input: 2). Default 1.
             count: count the work. Default ``True``; under DDP every rank makes the whole
-                pass (the same on every rank) and only rank 0 counts it.
+                pass (the same on every rank) and counts it: the work done.
         """
-        count = count and self.dist.is_main
         stats = self._stats
         out: list[Any] = []
         was_training = self.model.training
@@ -594,6 +599,13 @@ class Trainer:
         except TrainingInterrupted:
             self._write_result("interrupted")
             raise
+        except (KeyboardInterrupt, SystemExit):
+            # stopped from outside (a second Ctrl-C, a job scheduler's preemption): the last
+            # epoch's checkpoint is where a resume starts
+            with contextlib.suppress(Exception):
+                self._write_result("interrupted", "stopped before the epoch ended; resume "
+                                   "continues from the last epoch's checkpoint")
+            raise
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 self._write_result("failed", f"{type(exc).__name__}: {exc}"
@@ -615,8 +627,15 @@ class Trainer:
             return self.reducer.indices_
         t0 = time.perf_counter()
         e0 = self.energy_meter.read() if self.energy_meter else 0.0
-        self.reducer.fit(self.labels, seed=self.config.seed, dataset=self.train_data,
-                         ctx=self.ctx)
+        if self.dist.is_main:  # under DDP rank 0 prepares, every rank gets its result
+            self.reducer.fit(self.labels, seed=self.config.seed, dataset=self.train_data,
+                             ctx=self.ctx)
+        if self.dist.enabled:
+            state = broadcast_object({"reducer": self.reducer.state_dict(),
+                                      "info": dict(self.reducer.info_ or {})}
+                                     if self.dist.is_main else None, self.dist)
+            self.reducer.load_state_dict(state["reducer"])
+            self.reducer.info_ = state["info"]
         self.prep_time = time.perf_counter() - t0
         if self.energy_meter:
             self.prep_energy_j = self.energy_meter.read() - e0
@@ -648,6 +667,10 @@ class Trainer:
         self._sync_epoch(stats)
         self._check_trained(epoch, stats)
         self._end_epoch(epoch, stats)
+        if self.dist.enabled and epoch + 1 < self.config.epochs and agree(
+                self._stop_signal is not None or self._stop_requested, self.dist):
+            # every rank stops here together (a collective needs them all), with a checkpoint
+            raise TrainingInterrupted(self._stop_signal, self._save(epoch + 1))
 
     def _epoch_order(self, epoch: int, stats: EpochStats) -> torch.Tensor:
         """Ask the sampler for this epoch's indices (its selection logic timed apart from
@@ -705,10 +728,8 @@ class Trainer:
                 bar.update(1)
                 if self.on_batch_end is not None:
                     self.on_batch_end(self)
-                if self._stop_signal is not None or self._stop_requested:
-                    if self.dist.enabled:  # no collective here: resume from the last epoch
-                        raise TrainingInterrupted(self._stop_signal,
-                                                  self.run_dir / "checkpoint.pt")
+                if (self._stop_signal is not None or self._stop_requested) \
+                        and not self.dist.enabled:  # under DDP: at the epoch's end
                     if self.energy_meter:
                         stats.energy_j += self.energy_meter.read() - energy0
                     path = self._save(epoch, position, order, stats)
@@ -734,6 +755,16 @@ class Trainer:
                   "loss_sum_micro": round(stats._loss_sum * 1e6),
                   "selected": self._selected}
         total = sum_counts(counts, self.dist, maxed=("optimizer_steps",))
+        # ranks that ran out of batches took fewer optimizer steps: all take the state of
+        # the rank that stepped most (DDP's join kept its weights)
+        steps = gather_cat(torch.tensor([stats.optimizer_steps, -self.dist.rank]), self.dist)
+        src = -int(max(steps, key=lambda t: (int(t[0]), int(t[1])))[1])
+        if any(int(t[0]) != int(steps[0][0]) for t in steps):
+            state = broadcast_object(to_cpu({"optimizer": self.optimizer.state_dict(),
+                                             "scaler": self.scaler.state_dict()}),
+                                     self.dist, src=src)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scaler.load_state_dict(state["scaler"])
         stats.samples_loaded = total["samples_loaded"]
         stats.samples_forwarded = total["samples_forwarded"]
         stats.samples_trained = total["samples_trained"]

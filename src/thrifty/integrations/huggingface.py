@@ -62,6 +62,13 @@ class ThriftyTrainer(transformers.Trainer):
         kwargs["train_dataset"] = thrift.dataset
         super().__init__(*args, **kwargs)
         self.thrift = thrift
+        if self.args.world_size > 1:
+            raise RuntimeError("ThriftyTrainer runs in one process for now: under several "
+                               "processes each would choose its own samples. Train on one "
+                               "device, or use thrifty's engine under torchrun")
+        # compute_loss returns a per-batch mean: the trainer must divide it by the
+        # gradient-accumulation steps itself
+        self.model_accepts_loss_kwargs = False
         epochs = self.args.num_train_epochs
         if self.args.max_steps <= 0 and epochs != thrift.ctx.epochs:
             raise ValueError(f"Thrift(epochs={thrift.ctx.epochs}) and num_train_epochs="

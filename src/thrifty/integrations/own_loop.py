@@ -311,7 +311,9 @@ class Thrift:
         Args:
             loader: a DataLoader over :attr:`dataset` with ``sampler=thrift.sampler``.
             model: your model (the selection forward runs it without gradient, in the
-                selector's ``filter_mode``, and puts it back in its mode).
+                selector's ``filter_mode``, and puts it back in its mode). With a selector,
+                the loaded batches go to the model's device for that forward, and the
+                batches yielded are on it.
             epoch: the epoch to start. Default ``None``: the next one.
         """
         self.model = self.ctx.model = model
@@ -328,7 +330,9 @@ class Thrift:
                 yield self._give(batch)
                 continue
             like = batch
-            done = self._step(Batch(x, y, idx), self.ctx)
+            # the selection forward runs on the model's device; packed batches stay there
+            done = self._step(Batch(_to(x, self.ctx.device), _to(y, self.ctx.device), idx),
+                              self.ctx)
             self._count("forwarded", done.forwarded)
             for ready in done.ready:
                 yield self._give(self.format.join(*ready, like=like))

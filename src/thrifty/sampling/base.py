@@ -7,8 +7,6 @@ from abc import ABC, abstractmethod
 import torch
 
 from thrifty.engine.interfaces import EpochSampler, TrainContext
-
-# moved to thrifty.utils.random; shim until every importer is updated
 from thrifty.utils.random import draw_generator
 from thrifty.utils.schedules import RatioSchedule, subset_size
 
