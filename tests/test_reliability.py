@@ -196,3 +196,44 @@ def test_a_preempted_run_is_recorded_interrupted_and_resumed_not_restarted(tmp_p
     run_bench(spec, log=logs.append, trainer_kwargs={"log": logs.append})
     assert any("resuming" in line and "epoch 3" in line for line in logs)
     assert json.loads((folder / "result.json").read_text())["status"] == "finished"
+
+
+def test_more_bad_inputs_give_one_line(tmp_path, capsys):
+    truncated = tmp_path / "w.pt"
+    truncated.write_bytes(b"PK\x03\x04 truncated")
+    base = ["train", "--workload", "digits-mlp", "--epochs", "1", "--no-progress",
+            "--out-dir", str(tmp_path / "runs")]
+    assert main([*base, "--weights", str(truncated)]) == 2
+    err = capsys.readouterr().err
+    assert "w.pt is not a readable weights file" in err and len(err.strip().splitlines()) == 1
+    assert main([*base, "--model-arg", "nope=3"]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and len(err.strip().splitlines()) == 1
+    garbage = tmp_path / "fmnist"
+    garbage.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (garbage / name).write_bytes(b"not an idx file")
+    assert main(["train", "--workload", "fmnist-cnn", "--data-root", str(garbage),
+                 "--epochs", "1", "--out-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "thrifty: error:" in err
+
+
+def test_a_full_disk_and_a_read_only_folder_are_named():
+    import errno
+
+    from thrifty.cli import error_line
+
+    full = OSError(errno.ENOSPC, "No space left on device", "runs/x/checkpoint.pt")
+    assert error_line(full).startswith("the disk is full writing runs/x/checkpoint.pt")
+    ro = OSError(errno.EROFS, "Read-only file system", "/ro/result.json")
+    assert "read-only" in error_line(ro) and "--out-dir" in error_line(ro)
+
+
+def test_a_nan_loss_in_the_first_epoch_says_no_checkpoint_exists(tmp_path, digits):
+    train, test = digits
+    bad = TensorData(train.x.clone(), train.y, 10, "nan")
+    bad.x[:64] = float("nan")
+    with pytest.raises(FloatingPointError, match="No checkpoint was saved yet"):
+        Trainer(_cfg(tmp_path, epochs=1), train=bad, test=test, **QUIET).fit()

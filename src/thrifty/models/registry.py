@@ -59,7 +59,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}. Give the path of a saved "
                                 "state dict (torch.save(model.state_dict(), path)).")
-    return unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, corrupt, or not a torch file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{path} is not a readable weights file ({type(exc).__name__}: "
+                         f"{first[:160]}): it may be truncated; save it again with "
+                         "torch.save(model.state_dict(), path)") from exc
+    return unwrap_state_dict(data)
 
 
 def unwrap_state_dict(data: Any) -> Any:
