@@ -152,6 +152,17 @@ def take_rows(value: Any, positions: torch.Tensor) -> Any:
                     "hold tensors, dicts of tensors or lists")
 
 
+def to_device(value: Any, device: torch.device | str) -> Any:
+    """``value`` with every tensor inside (dicts, lists, tuples) moved to ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, Mapping):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
+
+
 def slice_rows(value: Any, start: int, stop: int | None) -> Any:
     """Rows ``start:stop`` of a tensor (a view), of every tensor of a dict, or of a list."""
     if isinstance(value, Mapping):

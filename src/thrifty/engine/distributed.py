@@ -126,18 +126,6 @@ def sum_counts(counts: dict[str, int], d: Dist, maxed: tuple[str, ...] = ()) -> 
     return {k: int((maxes if k in maxed else summed)[i].item()) for i, k in enumerate(keys)}
 
 
-def to_cpu(value: Any) -> Any:
-    """``value`` with every tensor inside (dicts, lists, tuples) moved to the CPU, so that it
-    can be sent to a rank with another GPU."""
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, dict):
-        return {k: to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_cpu(v) for v in value)
-    return value
-
-
 def broadcast_object(value: Any, d: Dist, src: int = 0) -> Any:
     """Rank ``src``'s ``value`` (default rank 0's) on every rank."""
     if not d.enabled:

@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from thrifty.data import Batch, eval_view, iterate_batches
+from thrifty.data.tensor import to_device
 from thrifty.engine.accounting import EpochStats, PhaseTimer
 from thrifty.engine.assembly import assemble
 from thrifty.engine.checkpoint import (
@@ -52,7 +53,6 @@ from thrifty.engine.distributed import (
     gather_in_order,
     shard,
     sum_counts,
-    to_cpu,
 )
 from thrifty.engine.forward import no_grad_forward
 from thrifty.engine.interfaces import (
@@ -455,7 +455,7 @@ class Trainer:
         return parts
 
     # absent from checkpoints written before they existed
-    _OPTIONAL_COMPONENTS = ("prep_energy_j", "world_size", "per_rank")
+    _OPTIONAL_COMPONENTS = ("prep_energy_j",)
     # what differs between the ranks of a DDP run (each rank's packer holds its own pending
     # samples, its selector its own loss history, its generators their own draws)
     _PER_RANK = ("packer", "selector", "aug_generator", "method_generator", "rng")
@@ -760,8 +760,8 @@ class Trainer:
         steps = gather_cat(torch.tensor([stats.optimizer_steps, -self.dist.rank]), self.dist)
         src = -int(max(steps, key=lambda t: (int(t[0]), int(t[1])))[1])
         if any(int(t[0]) != int(steps[0][0]) for t in steps):
-            state = broadcast_object(to_cpu({"optimizer": self.optimizer.state_dict(),
-                                             "scaler": self.scaler.state_dict()}),
+            state = broadcast_object(to_device({"optimizer": self.optimizer.state_dict(),
+                                                "scaler": self.scaler.state_dict()}, "cpu"),
                                      self.dist, src=src)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scaler.load_state_dict(state["scaler"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from thrifty.data.tensor import Batch, cat_rows, slice_rows
+from thrifty.data.tensor import Batch, cat_rows, slice_rows, to_device
 from thrifty.engine.interfaces import PackingRule
 
 
@@ -86,17 +86,13 @@ class Packer:
     def state_dict(self) -> dict:
         merged = self._merge() if self.count else None
         return {"pending": None if merged is None else
-                {"x": _to(merged.x, "cpu"), "y": merged.y.cpu(), "idx": merged.idx},
+                {"x": to_device(merged.x, "cpu"), "y": merged.y.cpu(), "idx": merged.idx},
                 "discarded": self.discarded, "end_dropped": self.end_dropped}
 
     def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
         p = state["pending"]
-        self._parts = [] if p is None else [Batch(_to(p["x"], device), p["y"].to(device),
+        self._parts = [] if p is None else [Batch(to_device(p["x"], device), p["y"].to(device),
                                                   p["idx"])]
         self.count = 0 if p is None else len(p["idx"])
         self.discarded = state["discarded"]
         self.end_dropped = state.get("end_dropped", 0)  # absent in older checkpoints
-
-
-def _to(x, device):
-    return {k: _to(v, device) for k, v in x.items()} if isinstance(x, dict) else x.to(device)

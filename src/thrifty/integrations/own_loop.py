@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from thrifty.data import Batch, IndexedDataset, dataset_labels
+from thrifty.data.tensor import to_device
 from thrifty.engine.assembly import infer_classes
 from thrifty.engine.forward import cross_entropy_losses, no_grad_forward
 from thrifty.engine.interfaces import BatchSelector, EpochSampler, Pieces, Reducer, TrainContext
@@ -331,8 +332,8 @@ class Thrift:
                 continue
             like = batch
             # the selection forward runs on the model's device; packed batches stay there
-            done = self._step(Batch(_to(x, self.ctx.device), _to(y, self.ctx.device), idx),
-                              self.ctx)
+            device = self.ctx.device
+            done = self._step(Batch(to_device(x, device), to_device(y, device), idx), self.ctx)
             self._count("forwarded", done.forwarded)
             for ready in done.ready:
                 yield self._give(self.format.join(*ready, like=like))
@@ -412,9 +413,9 @@ class Thrift:
         try:
             for batch in loader:
                 x, y, idx = self.format.split(batch)
-                x = _to(x, device)
+                x = to_device(x, device)
                 with torch.no_grad():
-                    out.append(fn(Batch(x, _to(y, device), idx)))
+                    out.append(fn(Batch(x, to_device(y, device), idx)))
                 self._count("forwarded", forwards * len(idx))
         finally:
             self.model.train(was_training)
@@ -454,11 +455,3 @@ class Thrift:
         self.current_epoch = self.ctx.epoch = state["epoch"]
         self.counts = dict(state["counts"])
         self._fed = math.inf  # the saved epoch was fed (it finished)
-
-
-def _to(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, Mapping):
-        return {k: _to(v, device) for k, v in value.items()}
-    return value
