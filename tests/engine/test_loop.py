@@ -328,3 +328,16 @@ def test_masks_in_config_keep_pruned_weights_zero_through_resume(tiny_config, di
                        dict(ref.model.named_modules())[name].weight)
     with pytest.raises(FileNotFoundError, match="mask file not found"):
         Trainer(tiny_config(masks=str(tmp_path / "none.pt")), train=digits[0], test=digits[1])
+
+
+def test_loss_statistics_of_the_model_as_it_is(tiny_config, digits):
+    # the public read of seed 004's statistics equals what the run recorded at its end
+    trainer = Trainer(tiny_config(epochs=1), train=digits[0], test=digits[1],
+                      log=lambda s: None)
+    last = trainer.fit()["epochs"][-1]
+    for split, recorded in (("train", last["train_loss_stats"]), ("test", last["test_loss"])):
+        now = trainer.loss_statistics(split)
+        assert now == pytest.approx(recorded)
+        assert now["worst"] >= now["q0.9"] >= now["q0.5"] >= now["best"] >= 0
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        trainer.loss_statistics("val")

@@ -394,6 +394,21 @@ class Trainer:
         co = torch.cat(correct) if correct else torch.empty(0, dtype=torch.bool)
         return gather_in_order(lo, self.dist), gather_in_order(co, self.dist)
 
+    def loss_statistics(self, split: str = "test") -> dict[str, float]:
+        """Seed 004's loss statistics of the model as it is now over one split: mean, worst,
+        best, the 0.5/0.9/0.99 quantiles and accuracy (what ``train_stats_every`` records for
+        the training set). Under DDP every rank computes a share and all get the whole.
+
+        Args:
+            split: ``"test"`` (default) or ``"train"`` (the training labels the run trains
+                on, noisy ones included; no augmentation).
+        """
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        losses, correct = self._dataset_losses(self.train_data if split == "train"
+                                               else self.test_data)
+        return loss_statistics(losses, correct)
+
     def _evaluate(self, stats: EpochStats, final: bool) -> None:
         with self.timer(stats, "evaluation"):
             losses, correct = self._dataset_losses(self.test_data)
