@@ -58,8 +58,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, type=str, metavar="NAME" if choices is None else None,
                                choices=choices, **kw)
     group.add_argument("--method", action="append", dest="method", default=argparse.SUPPRESS,
-                       metavar="NAME", help="data-reduction method by name; repeat to combine "
-                       "one per place (see `thrifty methods`) (default: none, the baseline)")
+                       metavar="NAME", help="data-reduction method by name; repeat (or join "
+                       "with +, e.g. infobatch+stale-sb) to combine one per place (see "
+                       "`thrifty methods`) (default: none, the baseline)")
     group.add_argument("--method-arg", action="append", dest="method_args", type=_parse_kv,
                        default=argparse.SUPPRESS, metavar="[METHOD.]KEY=VALUE",
                        help="a method hyper-parameter, e.g. alpha=0.8 or rpc.alpha=0.8")

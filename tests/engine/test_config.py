@@ -55,3 +55,10 @@ def test_default_run_name_marks_a_masked_retraining():
         "digits-mlp-baseline-s0"
     assert make_config({"workload": "digits-mlp", "masks": "m.pt"}).default_run_name() == \
         "digits-mlp-masked-baseline-s0"
+
+
+def test_plus_joined_methods_are_split_as_in_benchmarks():
+    # `--method infobatch+stale-sb` (the bench's spelling) equals two --method flags
+    assert make_config({"method": ["infobatch+stale-sb"]}).method == ["infobatch", "stale-sb"]
+    assert make_config({"method": "rpc + sb"}).method == ["rpc", "sb"]
+    assert make_config({"method": ["rpc", "sb"]}).method == ["rpc", "sb"]

@@ -181,6 +181,9 @@ def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path
                          "See `thrifty train --help` for the list.")
     if isinstance(explicit.get("method"), str):
         explicit["method"] = [explicit["method"]]
+    if isinstance(explicit.get("method"), list):  # "infobatch+stale-sb", as benchmarks write it
+        explicit["method"] = [n.strip() for m in explicit["method"]
+                              for n in (m.split("+") if isinstance(m, str) else [m])]
     workload = explicit.get("workload")
     preset: dict[str, Any] = {}
     if workload is not None:
