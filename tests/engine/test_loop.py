@@ -341,3 +341,22 @@ def test_loss_statistics_of_the_model_as_it_is(tiny_config, digits):
         assert now["worst"] >= now["q0.9"] >= now["q0.5"] >= now["best"] >= 0
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         trainer.loss_statistics("val")
+
+
+@pytest.mark.parametrize("selection_amp, expected", [("same", torch.float32),
+                                                      ("bf16", torch.bfloat16)])
+def test_selection_amp_sets_the_precision_of_selection_forwards_only(
+        tiny_config, digits, selection_amp, expected):
+    trainer = Trainer(tiny_config(epochs=1, batch_size=50, selection_amp=selection_amp),
+                      train=digits[0], test=digits[1], selector=AboveMedian(),
+                      log=lambda s: None)
+    seen = {}  # with or without gradient -> output dtypes of the model's forward calls
+    trainer.model.register_forward_hook(
+        lambda m, i, out: seen.setdefault("train" if torch.is_grad_enabled() else "no_grad",
+                                          set()).add(out.dtype))
+    trainer.fit()
+    assert seen["train"] == {torch.float32}  # training stays in full precision
+    # without gradient: the selector's forwards (at selection_amp) and the evaluation (fp32)
+    assert seen["no_grad"] == {torch.float32, expected}
+    with pytest.raises(ValueError, match="selection_amp must be same, off, bf16 or fp16"):
+        tiny_config(selection_amp="int8")

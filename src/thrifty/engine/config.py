@@ -63,6 +63,9 @@ class RunConfig:
     milestones: list[int] = _f([], "epochs of the multistep schedule")
     gamma: float = _f(0.1, "decay factor of step/multistep/exponential schedules")
     amp: str = _f("off", "mixed precision: off, auto (fp16 on CUDA, off on CPU), bf16, fp16")
+    selection_amp: str = _f("same", "mixed precision of the selection forward passes only "
+                                    "(selectors' and samplers' scoring; not training, not "
+                                    "evaluation): same (as --amp), off, bf16, fp16")
     device: str = _f("cpu", "torch device: cpu, cuda, cuda:1, auto")
     threads: int | None = _f(None, "CPU threads for torch (default: torch's choice)")
     seed: int = _f(0, "random seed (model init, data order, methods)")
@@ -100,6 +103,8 @@ class RunConfig:
              f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.amp in ("off", "auto", "bf16", "fp16"),
              f"amp must be off, auto, bf16 or fp16, got {self.amp!r}"),
+            (self.selection_amp in ("same", "off", "bf16", "fp16"),
+             f"selection_amp must be same, off, bf16 or fp16, got {self.selection_amp!r}"),
             (self.train_stats_every >= -1, "train_stats_every must be >= 0, or -1 for never"),
             (self.track in ("none", "tensorboard", "mlflow"),
              f"track must be none, tensorboard or mlflow, got {self.track!r}"),

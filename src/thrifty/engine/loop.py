@@ -145,6 +145,9 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.log = log if self.dist.is_main else (lambda line: None)
         self.amp_dtype = resolve_amp(cfg.amp, self.device)
+        # the selection forward's precision may differ from training's (--selection-amp)
+        self.selection_amp_dtype = self.amp_dtype if cfg.selection_amp == "same" \
+            else resolve_amp(cfg.selection_amp, self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
@@ -176,7 +179,7 @@ class Trainer:
             else SampleRecord(len(self.train_data))
         # looked up at each call, so that a test may wrap the forward
         self.step = SelectionStep(self.selector, self.packer, self.record,
-                                  lambda x, y, mode: self._forward_eval(x, y, mode))
+                                  lambda x, y, mode: self._forward_select(x, y, mode))
         self.aug_generator = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * self.dist.rank)
         self.method_generator = torch.Generator().manual_seed(cfg.seed + 2)
         self.run_dir = Path(cfg.out_dir) / (cfg.run_name or cfg.default_run_name())
@@ -265,6 +268,16 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def _selection_autocast(self):
+        if self.selection_amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.selection_amp_dtype)
+
+    def _forward_select(self, x: torch.Tensor, y: torch.Tensor, mode: str = "eval"
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The selection forward: :meth:`_forward_eval` at ``selection_amp``'s precision."""
+        return no_grad_forward(self.model, x, y, mode=mode, autocast=self._selection_autocast)
+
     def _forward_eval(self, x: torch.Tensor, y: torch.Tensor, mode: str = "eval"
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """No-grad forward of the run's model under its autocast; see
@@ -278,10 +291,10 @@ class Trainer:
 
         Cuts ``indices`` into batches of ``config.eval_batch_size`` from the evaluation view
         of the training set (no augmentation) and returns ``[fn(batch) for each batch]``.
-        ``fn`` runs without gradient, under the run's autocast, with the model in eval mode
-        (its mode is restored after). Each batch adds ``forwards * len(batch)`` to the
-        epoch's ``samples_forwarded`` and its time (data loading excluded) to the
-        ``selection_forward`` phase.
+        ``fn`` runs without gradient, under the selection forward's autocast
+        (``selection_amp``), with the model in eval mode (its mode is restored after). Each
+        batch adds ``forwards * len(batch)`` to the epoch's ``samples_forwarded`` and its time
+        (data loading excluded) to the ``selection_forward`` phase.
 
         Args:
             indices: dataset indices (CPU long tensor), visited in order.
@@ -300,7 +313,7 @@ class Trainer:
                                      self.config.eval_batch_size, device=self.device,
                                      num_workers=self.config.num_workers):
                 t0 = time.perf_counter()
-                with torch.no_grad(), self._autocast():
+                with torch.no_grad(), self._selection_autocast():
                     out.append(fn(b))
                 if stats is not None and count:
                     stats.samples_forwarded += forwards * len(b.idx)
@@ -315,7 +328,7 @@ class Trainer:
         selection work."""
 
         def forward(b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-            lo, lg = self._forward_eval(b.x, b.y)
+            lo, lg = self._forward_select(b.x, b.y)
             self.record.update(b.idx, lo, argmax_correct(lg, b.y), self.ctx.epoch,
                                trained=False, kind="score")
             return lo.cpu(), lg.float().cpu()
