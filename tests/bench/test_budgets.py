@@ -127,3 +127,22 @@ def test_cli_budgets_option(tmp_path, capsys):
     assert main(["bench", "--workload", "digits-mlp", "--budgets", "half",
                  "--out", str(out)]) == 2
     assert "--budgets takes numbers" in capsys.readouterr().err
+
+
+def test_groups_whose_options_leave_the_baseline_unchanged_share_one_baseline(tmp_path):
+    f = tmp_path / "grid.yaml"
+    f.write_text("workload: digits-mlp\nepochs: 2\nbudgets: none\nruns: [sb]\n"
+                 "grid:\n  - method: sb\n    options: {selection_amp: [bf16],"
+                 " forward_batch_size: [64, 128]}\n"
+                 "  - method: sb\n    options: {batch_size: [32]}\n")
+    spec = load_bench_spec(f, seeds=[0], out_dir=str(tmp_path / "b"))
+    baselines = [r.label for r in spec.runs if not r.method]
+    # selection_amp and forward_batch_size do not change a run without methods: both
+    # groups pair with the plain baseline; batch_size does: its group trains its own
+    assert baselines == ["baseline", "batch_size=32 | baseline"]
+    pair = spec.baseline_of()
+    assert pair["forward_batch_size=64 selection_amp=bf16 | sb"] == "baseline"
+    assert pair["forward_batch_size=128 selection_amp=bf16 | sb"] == "baseline"
+    assert pair["sb"] == "baseline"
+    assert pair["batch_size=32 | sb"] == "batch_size=32 | baseline"
+    assert [r.label for r, _ in plan(spec)][0] == "baseline"  # first in the seed's round

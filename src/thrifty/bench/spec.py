@@ -79,7 +79,7 @@ def budget_options(config: RunConfig, share: float) -> dict[str, Any] | None:
 
 # Options that do not change what a run without methods computes.
 _NOT_BASELINE_RECIPE = ("run_name", "out_dir", "seed", "progress", "method", "method_args",
-                        "forward_batch_size", "track")
+                        "forward_batch_size", "selection_amp", "track")
 
 
 def _recipe_key(config: RunConfig) -> str:
@@ -118,17 +118,25 @@ class BenchSpec:
         dup = {x for x in labels if labels.count(x) > 1}
         if dup:
             raise ValueError(f"duplicate run labels: {', '.join(sorted(dup))}")
-        # every grid group gets its baseline twin, first in the group
+        # every grid group gets its baseline twin, first in the group; groups whose options
+        # do not change a run without methods (forward_batch_size, selection_amp, ...)
+        # share one baseline run instead of training the same baseline again
         groups: dict[str, dict[str, Any]] = {}
         for r in self.runs:
             groups.setdefault(r.group, r.options)
         if not groups:
             groups[""] = {}
+        by_recipe: dict[str, str] = {}
+        self._group_baseline: dict[str, str] = {}
+        for g in sorted(groups, key=lambda g: g != ""):  # the plain group's baseline first
+            key = _recipe_key(make_config({**self.base, **groups[g]}))
+            self._group_baseline[g] = by_recipe.setdefault(key, baseline_label(g))
         for g, opts in reversed(list(groups.items())):
-            if baseline_label(g) not in labels:
-                pos = next(i for i, r in enumerate(self.runs) if r.group == g) \
-                    if any(r.group == g for r in self.runs) else 0
-                self.runs.insert(pos, MethodRun(baseline_label(g), options=dict(opts)))
+            label = baseline_label(g)
+            if self._group_baseline[g] == label and label not in labels:
+                users = [i for i, r in enumerate(self.runs)
+                         if self._group_baseline.get(r.group) == label]
+                self.runs.insert(min(users, default=0), MethodRun(label, options=dict(opts)))
         make_config(dict(self.base))  # validate the shared options early
         self._add_budget_runs()
 
@@ -162,7 +170,8 @@ class BenchSpec:
     def baseline_of(self) -> dict[str, str]:
         """Label of each run -> label of its paired baseline (same grid group; a budget
         baseline pairs with the full baseline it shortens)."""
-        return {r.label: r.twin or baseline_label(r.group) for r in self.runs}
+        return {r.label: r.twin or self._group_baseline.get(r.group, baseline_label(r.group))
+                for r in self.runs}
 
     def frontier_of(self) -> dict[str, list[str]]:
         """Label of each method run -> the budget baselines of its paired baseline (the
@@ -212,7 +221,8 @@ def expand_grid(entry: dict[str, Any]) -> list[MethodRun]:
     ``{"method": "adonis", "args": {"theta": [0.1, 0.2], "eta": [1, 3]},
     "options": {"batch_size": [64, 128]}}`` gives 2 x 2 x 2 runs. ``args`` vary method
     hyper-parameters; ``options`` vary run options, and each combination of options forms a
-    group with its own baseline twin. Scalars count as one value.
+    group with its own baseline twin (shared between groups whose options leave a run
+    without methods unchanged). Scalars count as one value.
     """
     method = entry.get("method", [])
     methods = [method] if isinstance(method, str) else list(method)
