@@ -213,3 +213,17 @@ def test_misuse_is_refused_with_what_to_call(digits_sets):
         Thrift("lilac", train_set, epochs=30)
     with pytest.raises(ValueError, match="unknown method"):
         Thrift("nope", train_set, epochs=2)
+
+
+def test_methods_that_read_classes_are_refused_without_targets():
+    # a TensorDataset has no `targets`: class-wise methods would see one class (-1) and
+    # silently stop being class-wise, so they are refused with the fix
+    no_targets = TensorDataset(torch.randn(60, 4), torch.randint(0, 3, (60,)))
+    for method, args in (("rpc", {}), ("assist-epochwise", {}),
+                         ("random-adaptive", {"stratified": True})):
+        with pytest.raises(ValueError, match=f"{method} reads the class of every sample.*"
+                                             "TensorDataset exposes no 1-D `targets`"):
+            Thrift(method, no_targets, epochs=2, method_args=args, log=lambda s: None)
+    # methods that need only the number of samples still run on it
+    for method in ("rpd", "random-adaptive", "infobatch", "sb"):
+        Thrift(method, no_targets, epochs=2, log=lambda s: None)

@@ -143,10 +143,14 @@ class MethodBase(StatefulMixin):
             passes, ``"probe"``: in-batch selection forwards, ``"score"``: counted scoring
             passes over the evaluation view; see :class:`~thrifty.engine.record.SampleRecord`).
             Default: all of them (the latest loss, whichever pass wrote it).
+        needs_labels: the method reads the class of every sample (``ctx.labels``), not
+            just their number; a driver that cannot read labels refuses it. Default
+            ``False`` (a property where it depends on a hyper-parameter).
     """
 
     name = "method"
     loss_kinds: tuple[str, ...] = ("train", "probe", "score")
+    needs_labels: bool = False
 
     def epoch_diagnostics(self) -> dict[str, float]:
         """Per-epoch numbers to record with the run (fallback counts, shares). Resets them."""

@@ -198,6 +198,14 @@ class Thrift:
                              "which Thrift cannot do for you: run it in thrifty.engine.Trainer")
         n = len(dataset)
         labels = self._labels(dataset)
+        if labels is None:
+            readers = [p.name for p in self.pieces if p.needs_labels]
+            if readers:
+                raise ValueError(
+                    f"{', '.join(readers)} reads the class of every sample, and "
+                    f"{type(dataset).__name__} exposes no 1-D `targets`: give the dataset a "
+                    "`targets` attribute (a tensor or list of class indices, one per "
+                    "sample), or use a method that needs no labels (see `thrifty methods`)")
         classes = infer_classes(dataset, labels) if labels is not None else (0, None)
         self.record = SampleRecord(n)
         self.loss_fn = loss_fn or cross_entropy_losses

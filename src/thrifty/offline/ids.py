@@ -288,6 +288,10 @@ class IDS(EmbeddingReducer):
     """
 
     name = "ids"
+
+    @property
+    def needs_labels(self) -> bool:  # one prototype per class
+        return self.per_class
     _state_attrs = ("indices_", "registry_", "easy_", "hard_", "info_")
 
     def __init__(self, alpha: float = 0.8, mode: str | None = None,

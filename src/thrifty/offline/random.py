@@ -79,6 +79,7 @@ class RPC(Reducer):
     """
 
     name = "rpc"
+    needs_labels = True
 
     def __init__(self, alpha: float = 0.8, seed: int | None = None) -> None:
         self.alpha = check_alpha(alpha)

@@ -50,6 +50,7 @@ class AssistEpochwise(EpochSampler):
     """
 
     name = "assist-epochwise"
+    needs_labels = True  # misclassified against the labels
     _state_attrs = ("active", "diag")
     _parameter_constraints = {
         # the same margin as the batchwise filter's (thrifty.selection.assist.MARGIN)

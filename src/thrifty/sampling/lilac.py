@@ -139,6 +139,7 @@ class Lilac(EpochSampler):
     """
 
     name = "lilac"
+    needs_labels = True
     relabels = True
     _state_attrs = ("active", "revealed", "compensating", "diag", "_seen", "_soft")
 

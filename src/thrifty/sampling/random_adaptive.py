@@ -50,6 +50,10 @@ class RandomAdaptive(RenewingSampler):
     """
 
     name = "random-adaptive"
+
+    @property
+    def needs_labels(self) -> bool:  # a share of each class
+        return self.stratified
     _parameter_constraints = {"stratified": Boolean()}
 
     def __init__(self, ratio: float = 0.4, period: int = 3, schedule: str = "constant",
