@@ -11,6 +11,7 @@ from thrifty.engine import (
     BatchSelector,
     EpochSampler,
     NonFiniteLossError,
+    PackingRule,
     SelectionError,
     Trainer,
     TrainingInterrupted,
@@ -360,3 +361,38 @@ def test_selection_amp_sets_the_precision_of_selection_forwards_only(
     assert seen["no_grad"] == {torch.float32, expected}
     with pytest.raises(ValueError, match="selection_amp must be same, off, bf16 or fp16"):
         tiny_config(selection_amp="int8")
+
+
+class OnceThenNothing(AboveMedian):
+    """Chooses one sample in the first batch of the run, nothing after: in epoch 1 that
+    sample waits in the packer (no step), which is a selection, not "chose nothing"."""
+
+    name = "once"
+    packing = PackingRule(end_of_epoch="carry")  # the chosen sample waits for a full batch
+
+    def select(self, batch, ctx):
+        self.calls += 1
+        return torch.tensor([0]) if self.calls == 1 else torch.empty(0, dtype=torch.long)
+
+
+def test_mid_epoch_resume_remembers_what_the_epoch_chose(tiny_config, digits):
+    kw = dict(epochs=1, batch_size=64, run_name="once")
+
+    def stop_after_two(trainer):
+        if trainer.selector.calls == 2:
+            trainer.request_stop()
+
+    cut = Trainer(tiny_config(**kw), train=digits[0], test=digits[1],
+                  selector=OnceThenNothing(), on_batch_end=stop_after_two, log=lambda s: None)
+    with pytest.raises(TrainingInterrupted):
+        cut.fit()
+    resumed = Trainer.resume(cut.run_dir, train=digits[0], test=digits[1],
+                             selector=OnceThenNothing(), log=lambda s: None)
+    # without the epoch's count of chosen samples in the checkpoint this epoch would be
+    # refused as "chose no sample", although one was chosen before the interruption
+    result = resumed.fit()
+    assert result["status"] == "finished" and result["epochs"][0]["samples_trained"] == 0
+    # and an epoch that really chose nothing is still refused
+    with pytest.raises(SelectionError, match="chose no sample"):
+        Trainer(tiny_config(**{**kw, "run_name": "none"}), train=digits[0], test=digits[1],
+                selector=Nothing(), log=lambda s: None).fit()

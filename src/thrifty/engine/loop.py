@@ -479,14 +479,15 @@ class Trainer:
         parts["history"] = attr("history", list)
         parts["prep_time"] = attr("prep_time")
         parts["prep_energy_j"] = attr("prep_energy_j")
+        parts["selected"] = attr("_selected")  # chosen so far this epoch (mid-epoch resume)
         parts["rng"] = (rng_state, set_rng_state)
         return parts
 
     # absent from checkpoints written before they existed
-    _OPTIONAL_COMPONENTS = ("prep_energy_j",)
+    _OPTIONAL_COMPONENTS = ("prep_energy_j", "selected")
     # what differs between the ranks of a DDP run (each rank's packer holds its own pending
     # samples, its selector its own loss history, its generators their own draws)
-    _PER_RANK = ("packer", "selector", "aug_generator", "method_generator", "rng")
+    _PER_RANK = ("packer", "selector", "aug_generator", "method_generator", "rng", "selected")
 
     def _state(self, epoch: int, position: int | None, order: torch.Tensor | None,
                stats: EpochStats | None) -> dict[str, Any]:
@@ -679,9 +680,9 @@ class Trainer:
         """One epoch: the sampler's order, the batches, then the epoch's bookkeeping.
         ``position``/``order``/``stats`` continue an epoch interrupted mid-way."""
         self.ctx.epoch = epoch
-        stats = stats if stats is not None else EpochStats(epoch)
+        if stats is None:  # a new epoch (a resumed one keeps its stats and choices so far)
+            stats, self._selected = EpochStats(epoch), 0  # samples the selector chose
         self._stats = stats
-        self._selected = 0  # samples the selector chose this epoch
         if self.dist.enabled:
             self.record.begin()  # the state the epoch's record exchange starts from
         # one energy window for the epoch, from before the sampler (which may run a
