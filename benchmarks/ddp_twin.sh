@@ -8,15 +8,21 @@
 #
 #   benchmarks/ddp_twin.sh [EPOCHS]   # default 2; results in bench/ddp-twin/ (OUT=, WORKLOAD=)
 #
-# Finished runs are skipped (delete a run folder to measure it again); each line of the
-# summary comes from the run's result.json.
+# Finished runs are skipped (delete a run folder to measure it again), unfinished ones start
+# again; each line of the summary comes from a finished run's result.json.
 set -euo pipefail
 epochs=${1:-2}
 out=${OUT:-bench/ddp-twin}
 py=${PYTHON:-.venv/bin/python}
 batch=${BATCH:-128}  # the global batch (the workload's; fmnist-cnn: 128)
 common=(--workload "${WORKLOAD:-fmnist-cnn}" --epochs "$epochs" --out-dir "$out" --no-progress)
-done_run() { [ -f "$out/$1/result.json" ] && grep -q '"status": "finished"' "$out/$1/result.json"; }
+done_run() {  # a finished run is kept; an unfinished one is removed to start again
+  if [ -f "$out/$1/result.json" ] && grep -q '"status": "finished"' "$out/$1/result.json"; then
+    return 0
+  fi
+  rm -rf "${out:?}/$1"
+  return 1
+}
 run_pair() {  # NAME, then method flags
   local name=$1; shift
   done_run "ddp2-$name" || OMP_NUM_THREADS=1 "$py" -m torch.distributed.run --standalone \
@@ -33,6 +39,8 @@ from pathlib import Path
 print(f"{'run':<20} {'world':>5} {'acc %':>7} {'train s':>8} {'loaded':>8} {'trained':>8} {'steps':>6}")
 for f in sorted(Path(sys.argv[1]).glob("*/result.json")):
     r = json.loads(f.read_text())
+    if r.get("status") != "finished":
+        continue
     ep = r["epochs"]
     tot = lambda k: sum(e.get(k) or 0 for e in ep)
     print(f"{f.parent.name:<20} {r.get('world_size', 1):>5} "

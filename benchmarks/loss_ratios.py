@@ -43,7 +43,11 @@ def run_statistics(folder: Path, threads: int | None) -> dict[str, dict[str, flo
                            "method_args": {}, "progress": False, "energy": "off",
                            **({"threads": threads} if threads else {})})
         trainer = Trainer(cfg, log=lambda line: None, distributed=False)
-        trainer.model.load_state_dict(load_checkpoint(folder / "checkpoint.pt")["model"])
+        state = load_checkpoint(folder / "checkpoint.pt")
+        if state["epoch"] < cfg.epochs or state.get("position") is not None:
+            raise ValueError(f"{folder}: its checkpoint is from before the end of the run "
+                             f"(epoch {state['epoch']} of {cfg.epochs} done)")
+        trainer.model.load_state_dict(state["model"])
         return {split: trainer.loss_statistics(split) for split in ("train", "test")}
 
 

@@ -62,3 +62,6 @@ def test_plus_joined_methods_are_split_as_in_benchmarks():
     assert make_config({"method": ["infobatch+stale-sb"]}).method == ["infobatch", "stale-sb"]
     assert make_config({"method": "rpc + sb"}).method == ["rpc", "sb"]
     assert make_config({"method": ["rpc", "sb"]}).method == ["rpc", "sb"]
+    assert RunConfig(method=["rpc+sb"]).validate().method == ["rpc", "sb"]
+    with pytest.raises(ValueError, match="method names must be non-empty"):
+        make_config({"method": "rpc+"})

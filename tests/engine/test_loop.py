@@ -344,23 +344,29 @@ def test_loss_statistics_of_the_model_as_it_is(tiny_config, digits):
         trainer.loss_statistics("val")
 
 
-@pytest.mark.parametrize("selection_amp, expected", [("same", torch.float32),
-                                                      ("bf16", torch.bfloat16)])
+@pytest.mark.parametrize("amp, selection_amp, expected", [
+    ("off", "same", torch.float32), ("off", "bf16", torch.bfloat16),
+    ("bf16", "same", torch.bfloat16), ("bf16", "off", torch.float32)])
 def test_selection_amp_sets_the_precision_of_selection_forwards_only(
-        tiny_config, digits, selection_amp, expected):
-    trainer = Trainer(tiny_config(epochs=1, batch_size=50, selection_amp=selection_amp),
+        tiny_config, digits, amp, selection_amp, expected):
+    trainer = Trainer(tiny_config(epochs=1, batch_size=50, amp=amp,
+                                  selection_amp=selection_amp),
                       train=digits[0], test=digits[1], selector=AboveMedian(),
                       log=lambda s: None)
+    train_dtype = torch.bfloat16 if amp == "bf16" else torch.float32
     seen = {}  # with or without gradient -> output dtypes of the model's forward calls
     trainer.model.register_forward_hook(
         lambda m, i, out: seen.setdefault("train" if torch.is_grad_enabled() else "no_grad",
                                           set()).add(out.dtype))
     trainer.fit()
-    assert seen["train"] == {torch.float32}  # training stays in full precision
-    # without gradient: the selector's forwards (at selection_amp) and the evaluation (fp32)
-    assert seen["no_grad"] == {torch.float32, expected}
+    assert seen["train"] == {train_dtype}  # training at --amp
+    # without gradient: the selector's forwards (at selection_amp) and the evaluation (--amp)
+    assert seen["no_grad"] == {train_dtype, expected}
     with pytest.raises(ValueError, match="selection_amp must be same, off, bf16 or fp16"):
         tiny_config(selection_amp="int8")
+    with pytest.raises(ValueError, match="on CPU use --selection-amp bf16"):
+        Trainer(tiny_config(selection_amp="fp16"), train=digits[0], test=digits[1],
+                log=lambda s: None)
 
 
 class OnceThenNothing(AboveMedian):

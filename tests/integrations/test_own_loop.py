@@ -219,7 +219,7 @@ def test_methods_that_read_classes_are_refused_without_targets():
     # a TensorDataset has no `targets`: class-wise methods would see one class (-1) and
     # silently stop being class-wise, so they are refused with the fix
     no_targets = TensorDataset(torch.randn(60, 4), torch.randint(0, 3, (60,)))
-    for method, args in (("rpc", {}), ("assist-epochwise", {}),
+    for method, args in (("rpc", {}), ("assist-epochwise", {}), ("ssp", {}),
                          ("random-adaptive", {"stratified": True})):
         with pytest.raises(ValueError, match=f"{method} reads the class of every sample.*"
                                              "TensorDataset exposes no 1-D `targets`"):
@@ -227,3 +227,12 @@ def test_methods_that_read_classes_are_refused_without_targets():
     # methods that need only the number of samples still run on it
     for method in ("rpd", "random-adaptive", "infobatch", "sb"):
         Thrift(method, no_targets, epochs=2, log=lambda s: None)
+
+
+
+def test_plus_joined_method_names_in_thrift(digits_sets):
+    thrift = Thrift("infobatch+stale-sb", digits_sets[0], epochs=2, log=lambda s: None)
+    assert (thrift.pieces.sampler.name, thrift.pieces.selector.name) == ("infobatch",
+                                                                         "stale-sb")
+    with pytest.raises(ValueError, match="method names must be non-empty"):
+        Thrift("rpc+", digits_sets[0], epochs=2, log=lambda s: None)

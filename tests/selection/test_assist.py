@@ -643,13 +643,13 @@ def test_engine_reads_the_filter_mode(tiny_config, digits):
         trainer = Trainer(tiny_config(epochs=1, run_name=mode), train=digits[0],
                           test=digits[1], model=BNNet(),
                           selector=AssistSelector(filter_mode=mode), **QUIET)
-        seen, forward = [], trainer._forward_eval
+        seen, forward = [], trainer._forward_select
 
         def spy(x, y, mode="eval", forward=forward, seen=seen):
             seen.append(mode)
             return forward(x, y, mode)
 
-        trainer._forward_eval = spy
+        trainer._forward_select = spy
         result = trainer.fit()
         raw = result["epochs"][0]["method"]["selector_raw_batches"]
         assert seen.count(mode) >= raw and (mode == "eval" or seen.count("train") == raw)

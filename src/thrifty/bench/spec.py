@@ -168,8 +168,9 @@ class BenchSpec:
         self.runs = runs
 
     def baseline_of(self) -> dict[str, str]:
-        """Label of each run -> label of its paired baseline (same grid group; a budget
-        baseline pairs with the full baseline it shortens)."""
+        """Label of each run -> label of its paired baseline (its grid group's, or the one
+        its group shares when the group's options leave a run without methods unchanged;
+        a budget baseline pairs with the full baseline it shortens)."""
         return {r.label: r.twin or self._group_baseline.get(r.group, baseline_label(r.group))
                 for r in self.runs}
 

@@ -86,6 +86,7 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Check ranges; raise ``ValueError`` naming the field and the fix."""
+        self.method = method_names(self.method)
         checks = [
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
@@ -169,6 +170,21 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
+def method_names(value: Any) -> list[str]:
+    """Method names from ``"rpc"``, ``"infobatch+stale-sb"`` (the benchmarks' spelling) or a
+    list of either: ``["infobatch", "stale-sb"]``. Empty names (``"rpc+"``) are refused."""
+    items = [value] if isinstance(value, str) else list(value or [])
+    names = []
+    for item in items:
+        for name in (item.split("+") if isinstance(item, str) else [item]):
+            name = name.strip() if isinstance(name, str) else name
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"method names must be non-empty text (NAME or NAME+NAME), "
+                                 f"got {value!r}")
+            names.append(name)
+    return names
+
+
 def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path | None = None
                 ) -> RunConfig:
     """Build a validated :class:`RunConfig` from a file and explicit overrides.
@@ -184,11 +200,8 @@ def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path
     if unknown:
         raise ValueError(f"unknown config option(s): {', '.join(unknown)}. "
                          "See `thrifty train --help` for the list.")
-    if isinstance(explicit.get("method"), str):
-        explicit["method"] = [explicit["method"]]
-    if isinstance(explicit.get("method"), list):  # "infobatch+stale-sb", as benchmarks write it
-        explicit["method"] = [n.strip() for m in explicit["method"]
-                              for n in (m.split("+") if isinstance(m, str) else [m])]
+    if "method" in explicit:
+        explicit["method"] = method_names(explicit["method"])
     workload = explicit.get("workload")
     preset: dict[str, Any] = {}
     if workload is not None:

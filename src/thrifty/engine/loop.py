@@ -147,7 +147,7 @@ class Trainer:
         self.amp_dtype = resolve_amp(cfg.amp, self.device)
         # the selection forward's precision may differ from training's (--selection-amp)
         self.selection_amp_dtype = self.amp_dtype if cfg.selection_amp == "same" \
-            else resolve_amp(cfg.selection_amp, self.device)
+            else resolve_amp(cfg.selection_amp, self.device, "--selection-amp")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
@@ -177,7 +177,7 @@ class Trainer:
         self.packer = Packer(cfg.batch_size, self.selector.packing)
         self.record = RecordLog(len(self.train_data), self.dist) if self.dist.enabled \
             else SampleRecord(len(self.train_data))
-        # looked up at each call, so that a test may wrap the forward
+        # looked up at each call, so that a test may wrap the forward (_forward_select)
         self.step = SelectionStep(self.selector, self.packer, self.record,
                                   lambda x, y, mode: self._forward_select(x, y, mode))
         self.aug_generator = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * self.dist.rank)

@@ -26,14 +26,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device`` (``None``: full precision)."""
+def resolve_amp(amp: str, device: torch.device, option: str = "--amp"
+                ) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device`` (``None``: full precision); ``option``
+    names the flag in the error (``--amp`` or ``--selection-amp``)."""
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
     if amp in ("auto", "fp16"):
         if device.type != "cuda":
-            raise ValueError("fp16 mixed precision needs a CUDA device; on CPU use --amp bf16 "
-                             "or --amp off")
+            raise ValueError(f"fp16 mixed precision needs a CUDA device; on CPU use {option} "
+                             f"bf16 or {option} off")
         return torch.float16
     return torch.bfloat16
 

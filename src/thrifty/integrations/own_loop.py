@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Sampler
 from thrifty.data import Batch, IndexedDataset, dataset_labels
 from thrifty.data.tensor import to_device
 from thrifty.engine.assembly import infer_classes
+from thrifty.engine.config import method_names
 from thrifty.engine.forward import cross_entropy_losses, no_grad_forward
 from thrifty.engine.interfaces import BatchSelector, EpochSampler, Pieces, Reducer, TrainContext
 from thrifty.engine.packing import Packer
@@ -199,7 +200,7 @@ class Thrift:
         n = len(dataset)
         labels = self._labels(dataset)
         if labels is None:
-            readers = [p.name for p in self.pieces if p.needs_labels]
+            readers = [p.name for p in self.pieces if getattr(p, "needs_labels", False)]
             if readers:
                 raise ValueError(
                     f"{', '.join(readers)} reads the class of every sample, and "
@@ -247,7 +248,7 @@ class Thrift:
                 raise ValueError("give the methods by name or as objects, not both")
             from thrifty.methods import build_pieces
 
-            names = [method] if isinstance(method, str) else list(method)
+            names = method_names(method)  # "infobatch+stale-sb" too
             built = build_pieces(names, dict(method_args or {}))
             reducer, sampler, selector = (built.get(p) for p in ("reducer", "sampler",
                                                                  "selector"))

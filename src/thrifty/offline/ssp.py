@@ -154,6 +154,10 @@ class SSP(EmbeddingReducer):
     """
 
     name = "ssp"
+
+    @property
+    def needs_labels(self) -> bool:  # the default k is the number of classes
+        return self.k is None
     _state_attrs = ("indices_", "scores_", "info_")
 
     def __init__(self, alpha: float = 0.8, mode: str = "hard", k: int | None = None,
