@@ -171,3 +171,11 @@ def test_bench_exits_non_zero_listing_the_failed_runs(tmp_path, capsys):
                  "--budgets", "none", "--method", "bad:caper tau=5",
                  "--out", str(tmp_path / "f")]) == 1
     assert "1 run(s) failed" in capsys.readouterr().err
+
+
+def test_calibration_on_a_training_set_smaller_than_its_batches(tiny_config):
+    from thrifty.bench.calibrate import calibrate
+
+    # 100 samples at batch 64: one full batch, visited again for 3 warm-up + 12 measured
+    cal = calibrate(tiny_config(train_limit=100))
+    assert cal["batches"] == 12 and cal["forward_cost"] > 0 and cal["train_cost"] > 0
