@@ -47,7 +47,7 @@ def test_bin_counts_follow_the_textbook_rules(n):
 def test_sigma_clipping_keeps_mean_plus_minus_sigma_std(sigma):
     h = _losses()
     ref = h[np.abs(h - h.mean()) <= sigma * h.std()]
-    got = clip_history(torch.from_numpy(h), sigma).numpy()
+    got = clip_history(torch.from_numpy(h), sigma, clip="remove").numpy()
     np.testing.assert_array_equal(got, ref)
     assert (len(got) == len(h)) == (sigma == math.inf)
     assert 12.0 not in got or sigma == math.inf
@@ -68,13 +68,15 @@ def test_probability_is_pmf_of_the_samples_bin(rule, sigma):
     for v in x:  # numpy assigns each value to its bin on its own
         inside = edges[0] <= v <= edges[-1]
         expected.append(pmf[np.histogram([v], bins=edges)[0].argmax()] if inside else 0.0)
-    p = adonis_probabilities(torch.from_numpy(x), torch.from_numpy(h), sigma, rule)
+    p = adonis_probabilities(torch.from_numpy(x), torch.from_numpy(h), sigma, rule,
+                             clip="remove")
     np.testing.assert_allclose(p.numpy(), expected)
     assert p[60] == 0 and p[61] == 0  # outliers clipped away get p = 0
 
 
 def test_constant_history_gives_one_bin_of_probability_one():
-    p = adonis_probabilities(torch.tensor([1.0, 1.0, 3.0]), torch.full((10,), 1.0))
+    p = adonis_probabilities(torch.tensor([1.0, 1.0, 3.0]), torch.full((10,), 1.0),
+                             clip="remove")
     assert p.tolist() == [1.0, 1.0, 0.0]
 
 
@@ -121,7 +123,7 @@ def test_no_candidate_fallbacks():
 
 # ---------------------------------------------------------------- the selector
 def test_selector_appends_then_selects_alpha_share_of_candidates(make_ctx, batch_of):
-    sel = Adonis(history=8, theta=0.2, alpha=0.5, draw="first")
+    sel = Adonis(history=8, theta=0.2, alpha=0.5, draw="first", clip="remove")
     ctx = make_ctx()
     losses = [1.0, 1.0, 1.0, 1.0, 5.0, 9.0]
     pos = sel.select(batch_of(losses), ctx)
@@ -138,17 +140,17 @@ def test_selector_appends_then_selects_alpha_share_of_candidates(make_ctx, batch
 
 def test_no_candidate_fallback_is_counted(make_ctx, batch_of):
     ctx = make_ctx()
-    flat = Adonis(bins="sqrt", theta=0.12, alpha=0.3)
+    flat = Adonis(bins="sqrt", theta=0.12, alpha=0.3, clip="remove")
     g = torch.Generator().manual_seed(0)
     for _ in range(5):
         pos = flat.select(batch_of(torch.rand(512, generator=g)), ctx)
         assert len(pos) > 0
     d = flat.epoch_diagnostics()
     assert d["selector_no_candidate_batches"] == 5 and d["selector_candidates"] == 0
-    loose = Adonis(bins="sqrt", theta=0.01)
+    loose = Adonis(bins="sqrt", theta=0.01, clip="remove")
     loose.select(batch_of(torch.rand(128, generator=g)), ctx)
     assert loose.epoch_diagnostics()["selector_no_candidate_batches"] == 0
-    skip = Adonis(bins="sqrt", fallback="skip")
+    skip = Adonis(bins="sqrt", fallback="skip", clip="remove")
     assert len(skip.select(batch_of(torch.rand(512, generator=g)), ctx)) == 0
     assert skip.epoch_diagnostics()["selector_no_candidate_batches"] == 1
 
@@ -218,8 +220,9 @@ H = torch.tensor([1.0, 1, 1, 1, 2, 2, 10])  # mean 18/7, population std 3.064: b
 def test_clip_remove_drops_the_outlier_and_cap_sets_it_to_the_band_edge():
     from thrifty.selection import clip_history
 
-    assert clip_history(H).tolist() == [1, 1, 1, 1, 2, 2]
+    assert clip_history(H, clip="remove").tolist() == [1, 1, 1, 1, 2, 2]
     capped = clip_history(H, clip="cap")
+    assert clip_history(H).tolist() == capped.tolist() and Adonis().clip == "cap"  # default
     assert capped[:6].tolist() == [1, 1, 1, 1, 2, 2]
     assert capped[6].item() == pytest.approx(18 / 7 + (65.714285714 / 7) ** 0.5, abs=1e-6)
 
@@ -227,9 +230,9 @@ def test_clip_remove_drops_the_outlier_and_cap_sets_it_to_the_band_edge():
 def test_probabilities_under_each_clip_and_denominator():
     x = torch.tensor([1.0, 2.0, 10.0])
     # remove: sqrt rule -> 3 bins over [1, 2]: counts [4, 0, 2] of 6 clipped values
-    p = adonis_probabilities(x, H, bins="sqrt")
+    p = adonis_probabilities(x, H, bins="sqrt", clip="remove")
     assert p.tolist() == pytest.approx([4 / 6, 2 / 6, 0.0])
-    p = adonis_probabilities(x, H, bins="sqrt", pmf_denominator="history")
+    p = adonis_probabilities(x, H, bins="sqrt", clip="remove", pmf_denominator="history")
     assert p.tolist() == pytest.approx([4 / 7, 2 / 7, 0.0])  # R = 7, the history's length
     # cap: 3 bins over [1, 5.635]: counts [6, 0, 1]; 10 is capped into the edge bin
     p = adonis_probabilities(x, H, bins="sqrt", clip="cap")

@@ -2,7 +2,8 @@
 
 Functional core (pure functions on tensors, usable in any framework):
 
-- :func:`clip_history`: the history without outliers (mean ± sigma·std).
+- :func:`clip_history`: the history clipped to mean ± sigma·std (outliers capped at the
+  band's edge, or removed).
 - :func:`loss_histogram`: counts and edges of the clipped history (``numpy.histogram``
   with the ``sturges``, ``sqrt`` or ``rice`` bin rule).
 - :func:`adonis_probabilities`: each loss's p = PMF of its histogram bin.
@@ -57,7 +58,7 @@ def _band(h: np.ndarray, sigma: float) -> tuple[float, float]:
     return h.mean() - half, h.mean() + half
 
 
-def _clip(h: np.ndarray, sigma: float, clip: str = "remove") -> np.ndarray:
+def _clip(h: np.ndarray, sigma: float, clip: str = "cap") -> np.ndarray:
     h = h[np.isfinite(h)]
     if len(h) == 0:
         return h
@@ -68,7 +69,7 @@ def _clip(h: np.ndarray, sigma: float, clip: str = "remove") -> np.ndarray:
     return h[np.abs(d) <= high - h.mean()]
 
 
-def clip_history(history: torch.Tensor, sigma: float = 1.0, clip: str = "remove"
+def clip_history(history: torch.Tensor, sigma: float = 1.0, clip: str = "cap"
                  ) -> torch.Tensor:
     """The history clipped to ``mean ± sigma·std`` (float64).
 
@@ -76,8 +77,8 @@ def clip_history(history: torch.Tensor, sigma: float = 1.0, clip: str = "remove"
         history: 1-D tensor of losses; non-finite values are ignored.
         sigma: clip width in standard deviations (population std, as ``numpy.std``).
             Default 1.0; ``inf`` keeps everything.
-        clip: ``"remove"`` (default): losses outside the band are dropped; ``"cap"``: they
-            are set to the band's nearer edge (winsorised), so they still count.
+        clip: ``"cap"`` (default): losses outside the band are set to the band's nearer
+            edge (winsorised), so they still count; ``"remove"``: they are dropped.
     """
     validate_params("clip_history", {"clip": clip}, CONSTRAINTS)
     return torch.from_numpy(_clip(as_numpy(history), sigma, clip))
@@ -123,7 +124,7 @@ def bin_probabilities(losses: torch.Tensor, pmf: torch.Tensor, edges: torch.Tens
 
 
 def adonis_probabilities(losses: torch.Tensor, history: torch.Tensor, sigma: float = 1.0,
-                         bins: str = "sturges", clip: str = "remove",
+                         bins: str = "sturges", clip: str = "cap",
                          pmf_denominator: str = "clipped") -> torch.Tensor:
     """ADONIS's p for each loss: ``freq_j / R`` of its bin in the clipped history (eq. 6).
 
@@ -135,7 +136,7 @@ def adonis_probabilities(losses: torch.Tensor, history: torch.Tensor, sigma: flo
         history: the loss history H; per Algorithm 1 it already holds the batch's losses.
         sigma: outlier clip in standard deviations. Default 1.0.
         bins: bin rule ``"sturges"`` (default), ``"sqrt"`` or ``"rice"``.
-        clip: ``"remove"`` (default) or ``"cap"`` (see :func:`clip_history`); with
+        clip: ``"cap"`` (default) or ``"remove"`` (see :func:`clip_history`); with
             ``"cap"`` the batch's losses are capped the same way before their bin is looked
             up, so a loss beyond the band falls in the edge bin.
         pmf_denominator: ``"clipped"`` (default): R is the clipped history's length;
@@ -152,7 +153,7 @@ def adonis_probabilities(losses: torch.Tensor, history: torch.Tensor, sigma: flo
 
 
 def _probabilities(x: np.ndarray, history: np.ndarray, sigma: float, bins: str,
-                   clip: str = "remove", pmf_denominator: str = "clipped") -> np.ndarray:
+                   clip: str = "cap", pmf_denominator: str = "clipped") -> np.ndarray:
     clipped = _clip(history, sigma, clip)
     if len(clipped) == 0:
         return np.zeros(len(x))
@@ -240,10 +241,11 @@ class Adonis(LossHistorySelector):
             eta-th epoch counted from the end of warm-up; in between the losses stored in
             the sample record are reused. Integer >= 1. Default 1.
         warmup: omega, epochs of plain training on every sample first. Default 0.
-        clip: how the history is clipped to mean ± sigma·std: ``"remove"`` (default; the
-            outliers leave the histogram and get p = 0) or ``"cap"`` (winsorised to the
-            band's edge, the paper's "clipped"; a large group of not-yet-fit samples can
-            then pass theta).
+        clip: how the history is clipped to mean ± sigma·std: ``"cap"`` (default since
+            issue 14: winsorised to the band's edge, the paper's "clipped"; a large group
+            of not-yet-fit samples can then pass theta, and every class keeps being
+            trained) or ``"remove"`` (the first reading: the outliers leave the histogram
+            and get p = 0; on fmnist-cnn it starves three to four classes, see the card).
         warmup_rule: ``"lt"`` (default; plain while epoch < omega, so omega = 0 trains no
             plain epoch) or ``"le"`` (Algorithm 1's ``if i <= omega``: plain while
             epoch <= omega, so even omega = 0 trains the first epoch on everything).
@@ -289,7 +291,7 @@ class Adonis(LossHistorySelector):
     def __init__(self, history: int = 512, bins: str = "sturges", sigma: float = 1.0,
                  theta: float = 0.12, alpha: float | str = 0.3, eta: int = 1,
                  warmup: int = 0, draw: str = "random", fallback: str = "top-bin",
-                 end_of_epoch: str = "carry", clip: str = "remove", warmup_rule: str = "lt",
+                 end_of_epoch: str = "carry", clip: str = "cap", warmup_rule: str = "lt",
                  pmf_denominator: str = "clipped") -> None:
         v = validate_params("Adonis", {
             "theta": theta, "alpha": alpha, "sigma": sigma, "eta": eta, "bins": bins,
