@@ -29,6 +29,9 @@ def test_method_strings():
     assert parse_method_string("easy:rpc alpha=0.5").label == "easy"
     spaced = parse_method_string("fixed 0.3: random-adaptive ratio=0.3")
     assert spaced.label == "fixed 0.3" and spaced.method == ["random-adaptive"]
+    # a label holding "=" (a run's old name, kept while its arguments change)
+    kept = parse_method_string("adonis eta=3: adonis eta=3 clip=remove")
+    assert kept.label == "adonis eta=3" and kept.method_args == {"eta": 3, "clip": "remove"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_method_string("rpc alpha")
 

@@ -197,11 +197,15 @@ def parse_method_string(text: str) -> MethodRun:
     """``"adonis eta=2 theta=0.1"`` or ``"rpc+adonis rpc.alpha=0.8"`` -> :class:`MethodRun`.
 
     The first word names the method(s) (``+`` combines); the rest are ``KEY=VALUE``.
-    An optional ``LABEL:`` prefix (may contain spaces) sets the label (default: the text).
+    An optional ``LABEL:`` prefix (may contain spaces, and ``=`` when followed by ``": "``)
+    sets the label (default: the text).
     """
     label = None
     colon, equals = text.find(":"), text.find("=")
-    if colon > 0 and (equals < 0 or colon < equals):  # "LABEL: METHOD KEY=VALUE ..."
+    if text.find(": ") > 0:  # "LABEL: METHOD KEY=VALUE ...", the label may hold "="
+        label, _, text = text.partition(": ")
+        label = label.strip()
+    elif colon > 0 and (equals < 0 or colon < equals):  # "LABEL:METHOD ..."
         label, text = text[:colon].strip(), text[colon + 1:]
     words = text.split()
     if not words:
