@@ -263,15 +263,15 @@ class Trainer:
                 signal.signal(sig, old)
 
     # ------------------------------------------------------------------ forward passes
+    def _autocast_at(self, dtype: torch.dtype | None):
+        return contextlib.nullcontext() if dtype is None \
+            else torch.autocast(self.device.type, dtype=dtype)
+
     def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return self._autocast_at(self.amp_dtype)
 
     def _selection_autocast(self):
-        if self.selection_amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.selection_amp_dtype)
+        return self._autocast_at(self.selection_amp_dtype)
 
     def _forward_select(self, x: torch.Tensor, y: torch.Tensor, mode: str = "eval"
                         ) -> tuple[torch.Tensor, torch.Tensor]:
