@@ -16,8 +16,11 @@ def test_demo_runs_the_baseline_its_half_budget_and_the_methods(tmp_path, monkey
     assert main(["demo", "--epochs", "2", "--train-limit", "200", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "a fixed random 200 of the 60k training samples" in text
-    for label in ("baseline 50% (1 ep)", "infobatch", "stale-sb", "rpc alpha=0.8"):
+    for label in ("baseline 50% (1 ep)", "infobatch", "stale-sb", "fast"):
         assert label in text  # the compact table
+    fast = json.loads((out / "runs" / "fast-s0" / "result.json").read_text())
+    assert fast["config"]["method"] == ["infobatch", "stale-sb"]  # the recipe, expanded
+    assert fast["config"]["selection_amp"] == "bf16"
     assert "vs equal time" in text and (out / "report.html").is_file()
     base = json.loads((out / "runs" / "baseline-s0" / "result.json").read_text())
     assert base["config"]["train_limit"] == 200

@@ -172,6 +172,14 @@ def get_method(name: str, places: str | Sequence[str] = PLACES) -> MethodSpec:
     here = ", ".join(n for n, s in every.items() if s.place in places) or "none"
     what, listed = _describe(places)
     if name not in every:
+        from thrifty.recipes import RECIPES
+        if name in RECIPES:
+            r = RECIPES[name]
+            raise ValueError(f"{name!r} is a recipe (methods and how their selection runs), "
+                             "taken by `thrifty train`, `thrifty bench` and config files; "
+                             f"here name its methods: {'+'.join(r.method)} with "
+                             f"{r.method_args} and run options {r.options} "
+                             f"(see {r.card})")
         unknown = "method" if what == "training-time method" else what
         raise ValueError(f"unknown {unknown} {name!r}; {listed}: {here} "
                          "(see `thrifty methods`)")

@@ -189,6 +189,9 @@ def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path
                 ) -> RunConfig:
     """Build a validated :class:`RunConfig` from a file and explicit overrides.
 
+    Precedence: defaults < the ``workload`` preset < a recipe named by ``method`` (see
+    :mod:`thrifty.recipes`) < the file < ``overrides``.
+
     Args:
         overrides: option values that win over everything (e.g. from the command line).
         config_file: optional YAML/TOML file.
@@ -202,6 +205,8 @@ def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path
                          "See `thrifty train --help` for the list.")
     if "method" in explicit:
         explicit["method"] = method_names(explicit["method"])
+        from thrifty.recipes import expand_recipe  # "--method fast": a named recipe
+        explicit = expand_recipe(explicit)
     workload = explicit.get("workload")
     preset: dict[str, Any] = {}
     if workload is not None:

@@ -1,0 +1,99 @@
+"""Named recipes: a measured choice of methods, their hyper-parameters and how their
+selection forwards run, usable wherever a method name is (``thrifty train --method fast``,
+a ``thrifty bench`` run string ``"fast"``, ``method: fast`` in a config file).
+
+A recipe holds only what a method choice decides: ``method``, ``method_args``, and the run
+options that change nothing a run without methods computes (the selection forwards'
+precision and batch size). The workload, schedule and epochs stay the user's, so a recipe
+is compared with the baseline of the very same run. Values given explicitly win over the
+recipe's (``--method fast --method-arg stale-sb.beta=1 --selection-amp off``).
+
+Each recipe names the card that holds its measured numbers and the command that made them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The run options a recipe may set: they do not change what a run without methods
+#: computes, so the recipe's run and its baseline differ only by the recipe.
+RECIPE_OPTIONS = ("selection_amp", "forward_batch_size")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named method configuration.
+
+    Attributes:
+        name: what ``--method`` takes.
+        method: the method names it runs (one per place).
+        method_args: their hyper-parameters (``METHOD.KEY``).
+        options: run options among :data:`RECIPE_OPTIONS`.
+        summary: one line for ``thrifty methods``.
+        card: the documentation page with its measured numbers.
+    """
+
+    name: str
+    method: tuple[str, ...]
+    method_args: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    card: str = ""
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.options) - set(RECIPE_OPTIONS))
+        if bad:
+            raise ValueError(f"recipe {self.name!r}: options {bad} would change the baseline "
+                             f"too; a recipe sets only {', '.join(RECIPE_OPTIONS)}")
+        if not self.method:
+            raise ValueError(f"recipe {self.name!r} names no method")
+
+    def describe(self) -> str:
+        """The recipe spelled out as ``thrifty train`` flags."""
+        words = ["--method " + "+".join(self.method)]
+        words += [f"--method-arg {k}={v}" for k, v in self.method_args.items()]
+        words += [f"--{k.replace('_', '-')} {v}" for k, v in self.options.items()]
+        return " ".join(words)
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r for r in (
+        Recipe(
+            name="fast",
+            method=("infobatch", "stale-sb"),
+            method_args={"infobatch.prune_ratio": 0.5, "infobatch.delta": 0.875,
+                         "stale-sb.beta": 1},
+            options={"selection_amp": "bf16"},
+            summary="InfoBatch's epoch pruning + Stale-SB inside each batch, bf16 selection "
+                    "forwards (docs/methods/fast.md)",
+            card="docs/methods/fast.md",
+        ),
+    )
+}
+
+
+def expand_recipe(explicit: dict[str, Any]) -> dict[str, Any]:
+    """Replace a recipe name in ``explicit["method"]`` by what the recipe holds.
+
+    ``explicit`` holds the option values given (a config file, flags); those win over the
+    recipe's. Returns a new dict; without a recipe name, ``explicit`` unchanged.
+
+    Raises:
+        ValueError: a recipe combined with other methods (``fast+rpc``): a recipe already
+            fills its places; name its methods instead.
+    """
+    names = list(explicit.get("method") or [])
+    hits = [n for n in names if n in RECIPES]
+    if not hits:
+        return explicit
+    if len(names) > 1:
+        recipe = RECIPES[hits[0]]
+        raise ValueError(f"recipe {recipe.name!r} cannot be combined with other methods "
+                         f"({'+'.join(names)}); it runs {'+'.join(recipe.method)}: name those "
+                         "methods instead, with your additions")
+    recipe = RECIPES[hits[0]]
+    out = {**recipe.options, **explicit}
+    out["method"] = list(recipe.method)
+    out["method_args"] = {**recipe.method_args, **dict(explicit.get("method_args") or {})}
+    return out

@@ -1,0 +1,92 @@
+"""Named recipes (``--method fast``): expansion, precedence, refusals, bench and listing."""
+
+from __future__ import annotations
+
+import pytest
+
+from thrifty.bench.spec import load_bench_spec
+from thrifty.cli import main
+from thrifty.engine.config import make_config
+from thrifty.methods import build_pieces
+from thrifty.recipes import RECIPES, Recipe, expand_recipe
+
+
+def test_every_recipe_builds_its_pieces_and_names_a_card():
+    for r in RECIPES.values():
+        pieces = build_pieces(list(r.method), dict(r.method_args))
+        assert [pieces[p].name for p in pieces if pieces[p].name in r.method] == list(r.method)
+        assert r.card.startswith("docs/methods/")
+
+
+def test_make_config_expands_a_recipe_under_the_given_values():
+    fast = RECIPES["fast"]
+    cfg = make_config({"workload": "fmnist-cnn", "method": "fast"})
+    assert cfg.method == list(fast.method)
+    assert cfg.method_args == fast.method_args
+    assert cfg.selection_amp == fast.options["selection_amp"]
+    assert cfg.epochs == 10  # the workload's, untouched
+    mine = make_config({"workload": "fmnist-cnn", "method": ["fast"],
+                        "method_args": {"stale-sb.beta": 3}, "selection_amp": "off"})
+    assert mine.method_args["stale-sb.beta"] == 3  # given values win
+    assert mine.method_args["infobatch.prune_ratio"] == fast.method_args[
+        "infobatch.prune_ratio"]
+    assert mine.selection_amp == "off"
+
+
+def test_a_recipe_in_a_config_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("workload: fmnist-cnn\nmethod: fast\nepochs: 3\n")
+    cfg = make_config({}, path)
+    assert cfg.method == list(RECIPES["fast"].method) and cfg.epochs == 3
+
+
+def test_a_recipe_combined_with_a_method_is_refused():
+    with pytest.raises(ValueError, match="cannot be combined.*name those methods"):
+        expand_recipe({"method": ["fast", "rpc"]})
+    assert expand_recipe({"method": ["rpc"]}) == {"method": ["rpc"]}
+
+
+def test_a_recipe_may_not_change_the_baseline():
+    with pytest.raises(ValueError, match="would change the baseline"):
+        Recipe("bad", ("sb",), options={"batch_size": 256})
+    with pytest.raises(ValueError, match="names no method"):
+        Recipe("empty", ())
+
+
+def test_own_loop_names_are_methods_not_recipes():
+    from thrifty.integrations.own_loop import Thrift
+
+    with pytest.raises(ValueError, match="'fast' is a recipe.*name its methods"):
+        Thrift("fast", list(range(10)), epochs=1)
+
+
+def test_bench_runs_a_recipe_against_the_plain_baseline():
+    spec = load_bench_spec(overrides={"workload": "fmnist-cnn", "epochs": 2},
+                           methods=["fast"], budgets="none")
+    run = next(r for r in spec.runs if r.label == "fast")
+    cfg = spec.config(run, 0)
+    assert cfg.method == list(RECIPES["fast"].method)
+    assert cfg.selection_amp == RECIPES["fast"].options["selection_amp"]
+    assert spec.baseline_of()["fast"] == "baseline"
+    assert spec.config(spec.runs[0], 0).method == []
+
+
+def test_methods_lists_and_describes_recipes(capsys):
+    assert main(["methods"]) == 0
+    listing = capsys.readouterr().out
+    assert "recipe:" in listing and "fast" in listing
+    assert main(["methods", "fast"]) == 0
+    text = capsys.readouterr().out
+    assert "--method infobatch+stale-sb" in text and RECIPES["fast"].card in text
+
+
+def test_fast_is_the_configuration_its_card_measured():
+    """docs/methods/fast.md quotes the recipe search's last row: the same run config."""
+    spec = load_bench_spec("benchmarks/recipe_search.yaml")
+    measured = next(r for r in spec.runs if r.label.endswith("stale-sb.beta=1"))
+    recipe = load_bench_spec(overrides=dict(spec.base), methods=["fast"], budgets="none")
+    ours = next(r for r in recipe.runs if r.label == "fast")
+    a, b = spec.config(measured, 0).to_dict(), recipe.config(ours, 0).to_dict()
+    for d in (a, b):
+        d.pop("run_name"), d.pop("out_dir")
+    assert a == b
