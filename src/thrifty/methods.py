@@ -173,13 +173,16 @@ def get_method(name: str, places: str | Sequence[str] = PLACES) -> MethodSpec:
     what, listed = _describe(places)
     if name not in every:
         from thrifty.recipes import RECIPES
+        if name in RECIPES and not set(places) & set(TRAINING_PLACES):
+            raise ValueError(f"{name!r} is a training recipe (`thrifty train --method "
+                             f"{name}`), not a {what}; {listed}: {here}")
         if name in RECIPES:
             r = RECIPES[name]
-            raise ValueError(f"{name!r} is a recipe (methods and how their selection runs), "
-                             "taken by `thrifty train`, `thrifty bench` and config files; "
-                             f"here name its methods: {'+'.join(r.method)} with "
-                             f"{r.method_args} and run options {r.options} "
-                             f"(see {r.card})")
+            raise ValueError(f"{name!r} is a recipe of `thrifty train`, `thrifty bench` and "
+                             f"config files; in your own loop name its methods: "
+                             f"Thrift({'+'.join(r.method)!r}, dataset, epochs=..., "
+                             f"method_args={r.method_args}), and run its scoring forwards "
+                             f"under your own autocast for {r.options} (see {r.card})")
         unknown = "method" if what == "training-time method" else what
         raise ValueError(f"unknown {unknown} {name!r}; {listed}: {here} "
                          "(see `thrifty methods`)")

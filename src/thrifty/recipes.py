@@ -6,7 +6,7 @@ A recipe holds only what a method choice decides: ``method``, ``method_args``, a
 options that change nothing a run without methods computes (the selection forwards'
 precision and batch size). The workload, schedule and epochs stay the user's, so a recipe
 is compared with the baseline of the very same run. Values given explicitly win over the
-recipe's (``--method fast --method-arg stale-sb.beta=1 --selection-amp off``).
+recipe's (``--method fast --method-arg stale-sb.beta=2 --selection-amp off``).
 
 Each recipe names the card that holds its measured numbers and the command that made them.
 """
@@ -76,12 +76,18 @@ RECIPES: dict[str, Recipe] = {
 def expand_recipe(explicit: dict[str, Any]) -> dict[str, Any]:
     """Replace a recipe name in ``explicit["method"]`` by what the recipe holds.
 
-    ``explicit`` holds the option values given (a config file, flags); those win over the
-    recipe's. Returns a new dict; without a recipe name, ``explicit`` unchanged.
+    Args:
+        explicit: the option values given (a config file, flags), ``method`` already a list
+            of names; they win over the recipe's. Unqualified method arguments (``beta``)
+            must be written ``METHOD.KEY`` next to a recipe.
+
+    Returns:
+        A new dict with the recipe's methods, arguments and options filled in; without a
+        recipe name, ``explicit`` unchanged.
 
     Raises:
         ValueError: a recipe combined with other methods (``fast+rpc``): a recipe already
-            fills its places; name its methods instead.
+            fills its places; name its methods instead. An unqualified method argument.
     """
     names = list(explicit.get("method") or [])
     hits = [n for n in names if n in RECIPES]
@@ -93,7 +99,13 @@ def expand_recipe(explicit: dict[str, Any]) -> dict[str, Any]:
                          f"({'+'.join(names)}); it runs {'+'.join(recipe.method)}: name those "
                          "methods instead, with your additions")
     recipe = RECIPES[hits[0]]
+    given = dict(explicit.get("method_args") or {})
+    bare = sorted(k for k in given if "." not in k)
+    if bare:
+        raise ValueError(f"recipe {recipe.name!r} runs {'+'.join(recipe.method)}: write its "
+                         f"arguments as METHOD.KEY, e.g. {recipe.method[-1]}.{bare[0]}="
+                         f"{given[bare[0]]!r} (got {', '.join(bare)})")
     out = {**recipe.options, **explicit}
     out["method"] = list(recipe.method)
-    out["method_args"] = {**recipe.method_args, **dict(explicit.get("method_args") or {})}
+    out["method_args"] = {**recipe.method_args, **given}
     return out

@@ -87,6 +87,9 @@ class RunConfig:
     def validate(self) -> RunConfig:
         """Check ranges; raise ``ValueError`` naming the field and the fix."""
         self.method = method_names(self.method)
+        # YAML reads a bare `off` as false: `amp: off` in a config file means "off"
+        self.amp = "off" if self.amp is False else self.amp
+        self.selection_amp = "off" if self.selection_amp is False else self.selection_amp
         checks = [
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
