@@ -194,10 +194,10 @@ def test_misuse_is_refused_with_what_to_call(digits_sets):
     with pytest.raises(RuntimeError, match="before an epoch was started"):
         list(loader)
     model = _model()
-    for _ in thrift.epoch(loader, model):  # the losses are never given back
-        pass
+    # the losses are never given back: refused when the epoch ends
     with pytest.raises(RuntimeError, match=r"thrift.loss\(per_sample_losses, idx\)"):
-        next(iter(thrift.epoch(loader, model)))
+        for _ in thrift.epoch(loader, model):
+            pass
     plain = Thrift(None, train_set, epochs=2)
     wrong = DataLoader(plain.dataset, batch_size=128)  # not drawing from thrift.sampler
     with pytest.raises(RuntimeError, match="sampler=thrift.sampler"):

@@ -211,7 +211,7 @@ def test_ids_by_name_with_the_snapshot_embedder(tiny_config, digits):
     assert ids.info_["warmup_accuracy"] > 0.5 and ids.info_["cache_hit"] == 0.0
     assert result["final"]["prep_time"] >= ids.info_["warmup_train_time"] > 0
     # the kept indices and the registry travel with the checkpoint
-    state = torch.load(trainer.run_dir / "checkpoint.pt", weights_only=True)["reducer"]
+    state = torch.load(trainer.run_dir / "checkpoint.pt", weights_only=True)["core"]["reducer"]
     assert torch.equal(state["indices_"], ids.indices_)
     assert IDSRegistry.from_dict(state["registry_"]).num_samples == len(train)
 

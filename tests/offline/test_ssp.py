@@ -64,7 +64,7 @@ def test_ssp_by_name_in_the_engine(tiny_config, digits):
     removed[ssp.indices_] = False
     assert ssp.scores_[ssp.indices_].min() >= ssp.scores_[removed].max()  # hardest kept
     assert result["final"]["prep_time"] >= ssp.info_["kmeans_time"] > 0
-    state = torch.load(trainer.run_dir / "checkpoint.pt", weights_only=True)["reducer"]
+    state = torch.load(trainer.run_dir / "checkpoint.pt", weights_only=True)["core"]["reducer"]
     assert torch.equal(state["scores_"], ssp.scores_)
 
 

@@ -78,7 +78,8 @@ def test_trainer_loads_only_the_subset_each_epoch(tiny_config, digits):
     for e in result["epochs"]:
         assert e["samples_loaded"] == e["samples_trained"] == math.ceil(0.3 * n)
         assert e["samples_forwarded"] == 0
-        assert e["optimizer_steps"] == math.ceil(math.ceil(0.3 * n) / 64)
+        # 405 = 6 x 64 + 21: the short last batch (under 32) joins the one before it
+        assert e["optimizer_steps"] == math.ceil(0.3 * n) // 64
         assert e["method"]["ratio"] == 0.3
     assert [e["method"]["renewed"] for e in result["epochs"]] == [1.0, 0.0, 1.0, 0.0]
     assert result["methods"]["sampler"] == "random-adaptive"

@@ -99,7 +99,7 @@ def test_resume_equals_uninterrupted(tiny_config, digits, name, args, cut):
     with pytest.raises(TrainingInterrupted):
         cut_run.fit()
     ckpt = torch.load(cut_run.run_dir / "checkpoint.pt", weights_only=True)
-    assert len(ckpt["selector"]["history"]) > 0
+    assert len(ckpt["core"]["selector"]["history"]) > 0
     resumed = Trainer.resume(cut_run.run_dir, train=digits[0], test=digits[1],
                              selector=build_method(name, args), **QUIET)
     result = resumed.fit()

@@ -190,6 +190,7 @@ def iterate_batches(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     num_workers: int = 0,
+    merge_tail: bool = False,
 ) -> Iterator[Batch]:
     """Yield :class:`Batch` objects over ``indices`` in the order given.
 
@@ -212,8 +213,13 @@ def iterate_batches(
             ``None``.
         device: where batches go. Default ``"cpu"``.
         num_workers: ``DataLoader`` workers (non-tensor datasets only). Default 0.
+        merge_tail: a short last batch joins the one before it (decided before anything
+            is loaded, so the random streams advance as the batches are trained). Default
+            ``False``.
     """
-    batches = BatchSampler(indices, batch_size, drop_last=False)  # type: ignore[arg-type]
+    batches = list(BatchSampler(indices, batch_size, drop_last=False))  # type: ignore[arg-type]
+    if merge_tail and len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches[-2:] = [batches[-2] + batches[-1]]
     device = torch.device(device)
     non_blocking = device.type == "cuda"
     if isinstance(data, TensorData):

@@ -13,13 +13,14 @@ from typing import Any
 
 _WHERE = {
     "PHASES": "accounting", "EpochStats": "accounting",
+    "COUNT_KEYS": "core", "RunCore": "core",
     "WORKLOADS": "config", "RunConfig": "config", "make_config": "config",
     "cross_entropy_losses": "forward", "no_grad_forward": "forward",
     "BatchSelector": "interfaces", "EpochSampler": "interfaces", "MethodBase": "interfaces",
     "PackingRule": "interfaces", "Pieces": "interfaces", "Reducer": "interfaces",
     "SelectionError": "interfaces", "SelectionInput": "interfaces",
     "TrainContext": "interfaces",
-    "NonFiniteLossError": "loop", "Trainer": "loop", "TrainingInterrupted": "loop",
+    "NonFiniteLossError": "loop", "Trainer": "loop", "TrainingInterrupted": "signals",
     "build_optimizer": "optim", "build_scheduler": "optim",
     "Packer": "packing",
     "LOSS_KINDS": "record", "SampleRecord": "record",

@@ -131,6 +131,4 @@ def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
     pieces = Pieces(Reducer() if reducer is None else reducer,
                     EpochSampler() if sampler is None else sampler,
                     BatchSelector() if selector is None else selector)
-    for method in pieces:
-        method.check_composition(pieces)
     return Assembly(train, test, labels, num_classes, classes, model, pieces, flipped)

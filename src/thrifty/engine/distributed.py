@@ -40,7 +40,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from thrifty.engine.record import LOSS_KINDS, SampleRecord
+from thrifty.engine.record import LOSS_KINDS, SampleRecord, Update
 
 DEFAULT_TIMEOUT_S = 300
 
@@ -154,8 +154,7 @@ class RecordLog(SampleRecord):
     def __init__(self, size: int, d: Dist) -> None:
         super().__init__(size)
         self.dist = d
-        self._log: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int, bool,
-                              str]] = []
+        self._log: list[Update] = []
         self._start: dict | None = None
 
     def begin(self) -> None:
@@ -166,27 +165,24 @@ class RecordLog(SampleRecord):
                                else v) for k, v in self.state_dict().items()}
             self._log = []
 
-    def update(self, idx: torch.Tensor, losses: torch.Tensor, correct: torch.Tensor | None,
-               epoch: int, trained: bool, kind: str | None = None) -> None:
-        super().update(idx, losses, correct, epoch, trained, kind)
+    def _applied(self, updates: list[Update]) -> None:
         if self.dist.enabled:
-            self._log.append((torch.as_tensor(idx).long().cpu(), losses.detach().float().cpu(),
-                              None if correct is None else correct.detach().cpu(), epoch,
-                              trained, kind or ("train" if trained else "probe")))
+            self._log.extend(updates)
 
     def exchange(self) -> int:
         """Make this rank's record every rank's: the epoch's start, then every rank's updates
         (rank by rank, each in the order it was made); return the bytes this rank sent."""
         if not self.dist.enabled:
             return 0
+        self.flush()
         log, self._log = self._log, []
-        idx = torch.cat([e[0] for e in log]) if log else torch.empty(0, dtype=torch.long)
-        loss = torch.cat([e[1] for e in log]) if log else torch.empty(0)
-        correct = torch.cat([e[2].to(torch.int8) if e[2] is not None
-                             else torch.full((len(e[0]),), -1, dtype=torch.int8)
+        idx = torch.cat([e.idx for e in log]) if log else torch.empty(0, dtype=torch.long)
+        loss = torch.cat([e.losses for e in log]) if log else torch.empty(0)
+        correct = torch.cat([e.correct.to(torch.int8) if e.correct is not None
+                             else torch.full((len(e.idx),), -1, dtype=torch.int8)
                              for e in log]) if log else torch.empty(0, dtype=torch.int8)
         # one row per update: size, epoch, trained, kind
-        meta = torch.tensor([[len(e[0]), e[3], int(e[4]), LOSS_KINDS.index(e[5])]
+        meta = torch.tensor([[len(e.idx), e.epoch, int(e.trained), LOSS_KINDS.index(e.kind)]
                              for e in log], dtype=torch.long).reshape(-1, 4)
         parts = [gather_cat(t, self.dist) for t in (idx, loss, correct, meta)]
         if self._start is None:
@@ -202,6 +198,29 @@ class RecordLog(SampleRecord):
         for size, epoch, trained, kind in meta.tolist():
             sl = slice(start, start + size)
             c = correct[sl]
-            SampleRecord.update(self, idx[sl], loss[sl], None if (c < 0).any() else c.bool(),
-                                epoch, bool(trained), LOSS_KINDS[kind])
+            self._apply(Update(idx[sl], loss[sl], None if (c < 0).any() else c.bool(),
+                               epoch, bool(trained), LOSS_KINDS[kind]))
             start += size
+
+
+def sync_optimizer(optimizer: torch.optim.Optimizer, steps: int, d: Dist,
+                   scaler: Any = None) -> bool:
+    """Under DDP, after an epoch in which ranks took different numbers of optimizer steps
+    (``steps``: this rank's): every rank takes the optimizer (and AMP ``scaler``) state of
+    the rank that stepped most, whose weights DDP's ``join`` kept. A collective; returns
+    whether states were copied."""
+    if not d.enabled:
+        return False
+    from thrifty.data.tensor import to_device
+
+    all_steps = gather_cat(torch.tensor([steps, -d.rank]), d)
+    src = -int(max(all_steps, key=lambda t: (int(t[0]), int(t[1])))[1])
+    if all(int(t[0]) == int(all_steps[0][0]) for t in all_steps):
+        return False
+    state = broadcast_object(to_device({"optimizer": optimizer.state_dict(),
+                                        "scaler": None if scaler is None
+                                        else scaler.state_dict()}, "cpu"), d, src=src)
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None:
+        scaler.load_state_dict(state["scaler"])
+    return True

@@ -1,23 +1,25 @@
-"""The engine: one training loop that composes reducer -> sampler -> selector and counts
-every unit of work.
+"""The engine: one training loop around the run-time core (:class:`~thrifty.engine.core.RunCore`)
+that counts every unit of work.
 
 Per epoch it records samples loaded, samples forwarded without gradient (selection),
 samples trained on, optimizer steps, wall time by phase, the learning rate, test accuracy
 and the loss statistics of seed 004. Each run writes ``result.json`` (atomically, after
-every epoch) and ``checkpoint.pt`` into ``out_dir/run_name``. SIGINT/SIGTERM save a
-checkpoint mid-epoch and stop; :meth:`Trainer.resume` continues so that the final weights
-equal those of an uninterrupted run.
+every epoch; see :mod:`thrifty.engine.results`) and ``checkpoint.pt`` into
+``out_dir/run_name``. SIGINT/SIGTERM save a checkpoint mid-epoch and stop;
+:meth:`Trainer.resume` continues so that the final weights equal those of an uninterrupted
+run. The protocol (epochs, selection, loss feedback, the record, DDP exchange, state) is
+the core's; this module adds the model, optimizer, data, evaluation and files.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
+import dataclasses
 import json
 import math
 import os
 import signal
-import threading
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -31,7 +33,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from thrifty.data import Batch, eval_view, iterate_batches
-from thrifty.data.tensor import to_device
 from thrifty.engine.accounting import EpochStats, PhaseTimer
 from thrifty.engine.assembly import assemble
 from thrifty.engine.checkpoint import (
@@ -43,30 +44,23 @@ from thrifty.engine.checkpoint import (
     write_json,
 )
 from thrifty.engine.config import RunConfig
+from thrifty.engine.core import RunCore
 from thrifty.engine.distributed import (
     Dist,
-    RecordLog,
     agree,
     broadcast_object,
     from_environment,
-    gather_cat,
     gather_in_order,
     shard,
-    sum_counts,
+    sync_optimizer,
 )
 from thrifty.engine.forward import no_grad_forward
-from thrifty.engine.interfaces import (
-    BatchSelector,
-    EpochSampler,
-    Reducer,
-    SelectionError,
-    TrainContext,
-)
+from thrifty.engine.interfaces import BatchSelector, EpochSampler, Reducer
 from thrifty.engine.optim import build_optimizer, build_scheduler
-from thrifty.engine.packing import Packer
-from thrifty.engine.record import SampleRecord
+from thrifty.engine.results import run_result
 from thrifty.engine.runtime import environment, resolve_amp, resolve_device
-from thrifty.engine.step import SelectionStep, argmax_correct
+from thrifty.engine.signals import TrainingInterrupted, stop_requests
+from thrifty.engine.step import argmax_correct
 from thrifty.metrics import loss_ratios, loss_statistics
 from thrifty.metrics.energy import make_energy_meter
 from thrifty.utils.locks import FolderLock
@@ -74,37 +68,14 @@ from thrifty.utils.locks import FolderLock
 __all__ = ["NonFiniteLossError", "Trainer", "TrainingInterrupted", "environment",
            "resolve_amp", "resolve_device"]
 
-RESULT_FORMAT = "thrifty-run/1"
-
-
-def method_record(method: Any) -> dict[str, Any]:
-    """A method object as result.json records it: its name, class and the hyper-parameters
-    of its constructor that it keeps as attributes (plain values only)."""
-    params = {}
-    for name, param in inspect.signature(type(method).__init__).parameters.items():
-        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) \
-                or not hasattr(method, name):
-            continue  # only hyper-parameters the method keeps under their own name
-        value = getattr(method, name)
-        if isinstance(value, (bool, int, float, str, type(None))):
-            params[name] = value
-    return {"name": method.name, "class": f"{type(method).__module__}.{type(method).__name__}",
-            "params": params}
+# Test samples the snapshot warm-up evaluates on (its accuracy is informational only).
+WARMUP_TEST_LIMIT = 2000
+# Training steps between two checks that the loss is finite (each check is one host copy).
+FINITE_CHECK_EVERY = 32
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-class TrainingInterrupted(Exception):
-    """Training stopped on request (SIGINT/SIGTERM); a checkpoint was saved."""
-
-    def __init__(self, signum: int | None, checkpoint: Path) -> None:
-        self.signum = signum
-        self.checkpoint = checkpoint
-        name = signal.Signals(signum).name if signum else "a stop request"
-        super().__init__(f"training interrupted by {name}; checkpoint saved to {checkpoint}. "
-                         f"Continue with: thrifty train --resume {checkpoint.parent}")
 
 
 Hook = Callable[["Trainer"], None]
@@ -174,16 +145,20 @@ class Trainer:
                                          cfg.step_size, cfg.milestones, cfg.gamma)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.reducer, self.sampler, self.selector = run.pieces
-        self.packer = Packer(cfg.batch_size, self.selector.packing)
-        self.record = RecordLog(len(self.train_data), self.dist) if self.dist.enabled \
-            else SampleRecord(len(self.train_data))
-        # looked up at each call, so that a test may wrap the forward (_forward_select)
-        self.step = SelectionStep(self.selector, self.packer, self.record,
-                                  lambda x, y, mode: self._forward_select(x, y, mode))
         self.aug_generator = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * self.dist.rank)
-        self.method_generator = torch.Generator().manual_seed(cfg.seed + 2)
         self.run_dir = Path(cfg.out_dir) / (cfg.run_name or cfg.default_run_name())
-        self.ctx = self._context()
+        # the protocol; the selection forward is looked up at each call, so that a test may
+        # wrap it (_forward_select)
+        self.core = RunCore(
+            run.pieces, size=len(self.train_data), labels=self.labels,
+            num_classes=self.num_classes, classes=self.classes, epochs=cfg.epochs,
+            batch_size=cfg.batch_size, seed=cfg.seed, dist=self.dist,
+            forward=lambda x, y, mode: self._forward_select(x, y, mode),
+            services=dict(score=self.score, selection_pass=self.selection_pass,
+                          model=self.model, device=self.device, run_dir=self.run_dir,
+                          log=lambda line: self.log(line), eval_batch_size=cfg.eval_batch_size,
+                          progress=bool(cfg.progress), config=cfg, warmup=self._warmup))
+        self.record, self.packer, self.ctx = self.core.record, self.core.packer, self.core.ctx
         self.timer = PhaseTimer(self.device)
         self.energy_meter = make_energy_meter(cfg.energy, self.device)
         self.history: list[dict[str, Any]] = []
@@ -194,35 +169,61 @@ class Trainer:
         self._stop_signal: int | None = None
         self._stop_requested = False
         self._resume_state: dict[str, Any] | None = None
-        self.tracker = None
-        self._sync_info: dict[str, float] = {}  # under DDP: the epoch's record exchange
+        self.tracker: Any = None
         self._bench: dict[str, Any] | None = None  # the benchmark label of a resumed run
         self._lock: FolderLock | None = None
-        self._selected = 0
         self._environment = environment(self.device)  # once per run: it asks git
 
-    def _context(self) -> TrainContext:
-        """The contract the methods see (the trainer itself stays hidden)."""
-        cfg = self.config
-        return TrainContext(
-            epoch=0, epochs=cfg.epochs, record=self.record, batch_size=cfg.batch_size,
-            seed=cfg.seed, generator=self.method_generator, num_classes=self.num_classes,
-            labels=self.labels, score=self.score, selection_pass=self.selection_pass,
-            model=self.model, device=self.device, run_dir=self.run_dir,
-            log=lambda line: self.log(line), classes=self.classes,
-            eval_batch_size=cfg.eval_batch_size, progress=bool(cfg.progress), config=cfg,
-            warmup=self._warmup)
-
     def _warmup(self, model: nn.Module, epochs: int) -> tuple[nn.Module, dict[str, Any]]:
-        from thrifty.engine.warmup import warm_up
+        return type(self).warm_up(self.config, model, self.train_data, self.test_data,
+                                  epochs, device=self.device,
+                                  progress=bool(self.config.progress) and self.dist.is_main,
+                                  log=self.log)
 
-        return warm_up(self.config, model, self.train_data, self.test_data, epochs,
-                       device=self.device, progress=bool(self.config.progress) and
-                       self.dist.is_main, log=self.log)
+    @classmethod
+    def warm_up(cls, config: RunConfig, model: nn.Module, train: Any, test: Any, epochs: int,
+                *, device: torch.device | str = "cpu", progress: bool = True,
+                log: Callable[[str], None] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+        """Train ``model`` (in place) for ``epochs`` with ``config``'s recipe and no method.
+
+        The run is written to a temporary folder that is deleted afterwards (no periodic
+        checkpoints, no train-set statistics), evaluated on at most
+        :data:`WARMUP_TEST_LIMIT` test samples, and the global RNG state is restored
+        afterwards, so whatever calls it continues as if it had not run.
+
+        Args:
+            config: the run's config (recipe, model, batch size, seed).
+            model: the model to train (its initial weights).
+            train, test: the datasets.
+            epochs: warm-up epochs (at least 1).
+            device: where to train. Default CPU.
+            progress: progress bars. Default ``True``.
+            log: prints each epoch's line, prefixed with ``snapshot warm-up:``. Default
+                ``None``: ``print``.
+
+        Returns:
+            ``(model, result)``: the trained model and the warm-up run's result dict.
+        """
+        say = log or print
+        with tempfile.TemporaryDirectory(prefix="thrifty-snapshot-") as tmp:
+            cfg = dataclasses.replace(
+                config, epochs=epochs, method=[], method_args={}, checkpoint_every=0,
+                train_stats_every=-1, out_dir=tmp, run_name="snapshot", train_limit=None,
+                test_limit=min(config.test_limit or WARMUP_TEST_LIMIT, WARMUP_TEST_LIMIT,
+                               len(test)),
+                device=str(device), progress=progress)
+            saved_rng = rng_state()
+            try:
+                warm = cls(cfg, train=train, test=test, model=model, distributed=False,
+                           log=lambda s: say(f"snapshot warm-up: {s}"))
+                result = warm.fit()
+            finally:
+                set_rng_state(saved_rng)
+        return warm.model, result
 
     # ------------------------------------------------------------------ public API
     @classmethod
-    def resume(cls, path: str | Path, **kwargs) -> Trainer:
+    def resume(cls, path: str | Path, **kwargs: Any) -> Trainer:
         """A trainer that continues the run saved at ``path`` (run folder or checkpoint).
 
         The run's folder is its identity: the resumed run writes only into the folder the
@@ -241,7 +242,7 @@ class Trainer:
         cfg = RunConfig(**state["config"])
         cfg.out_dir, cfg.run_name = str(folder.parent), folder.name
         trainer = cls(cfg, **kwargs)
-        trainer.run_dir = folder
+        trainer.run_dir = trainer.ctx.run_dir = folder
         trainer._resume_state = state
         trainer._bench = bench  # a benchmark's run continued by hand keeps its label
         return trainer
@@ -253,24 +254,28 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train for ``config.epochs`` epochs (or what is left of them); return the result.
         The run folder is locked meanwhile: a second process on it is refused."""
-        handlers = self._install_signal_handlers()
-        try:
-            return self._fit()
-        finally:
-            if self._lock is not None:
-                self._lock.release()
-            for sig, old in handlers.items():
-                signal.signal(sig, old)
+
+        def first(signum: int) -> None:
+            self._stop_signal = signum
+            self.log(f"\n{signal.Signals(signum).name} received: saving a checkpoint after "
+                     "the current batch (send again to abort without saving)")
+
+        with stop_requests(first, lambda: self._stop_signal is not None):
+            try:
+                return self._fit()
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
 
     # ------------------------------------------------------------------ forward passes
-    def _autocast_at(self, dtype: torch.dtype | None):
+    def _autocast_at(self, dtype: torch.dtype | None) -> Any:
         return contextlib.nullcontext() if dtype is None \
             else torch.autocast(self.device.type, dtype=dtype)
 
-    def _autocast(self):
+    def _autocast(self) -> Any:
         return self._autocast_at(self.amp_dtype)
 
-    def _selection_autocast(self):
+    def _selection_autocast(self) -> Any:
         return self._autocast_at(self.selection_amp_dtype)
 
     def _forward_select(self, x: torch.Tensor, y: torch.Tensor, mode: str = "eval"
@@ -316,16 +321,18 @@ class Trainer:
                 with torch.no_grad(), self._selection_autocast():
                     out.append(fn(b))
                 if stats is not None and count:
-                    stats.samples_forwarded += forwards * len(b.idx)
+                    self.core.count("forwarded", forwards * len(b.idx))
                     stats.time["selection_forward"] += time.perf_counter() - t0
         finally:
             self.model.train(was_training)
+        if stats is not None:
+            self._fill_counts(stats)
         return out
 
     def score(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Selection forward over training samples ``indices`` (no augmentation, eval mode):
         returns CPU ``(losses, logits)``, stores them in the record, counts them as
-        selection work."""
+        selection work. Under DDP each rank scores its share, and all get the whole."""
 
         def forward(b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
             lo, lg = self._forward_select(b.x, b.y)
@@ -333,64 +340,53 @@ class Trainer:
                                trained=False, kind="score")
             return lo.cpu(), lg.float().cpu()
 
-        mine = shard(indices, self.dist)  # under DDP each rank scores its share
-        parts = self.selection_pass(mine, forward, count=True) if not self.dist.enabled \
-            else self._pass_shard(mine, forward)
+        parts = self.selection_pass(shard(indices, self.dist), forward)
         losses = torch.cat([p[0] for p in parts]) if parts else torch.empty(0)
         logits = torch.cat([p[1] for p in parts]) if parts \
             else torch.empty(0, self.num_classes)
         return gather_in_order(losses, self.dist), gather_in_order(logits, self.dist)
 
-    def _pass_shard(self, indices: torch.Tensor, fn: Callable[[Batch], Any]) -> list[Any]:
-        """A counted pass over this rank's share (every rank counts its own)."""
-        dist_, self.dist = self.dist, Dist()  # count locally; summed at the epoch's end
-        try:
-            return self.selection_pass(indices, fn)
-        finally:
-            self.dist = dist_
-
     def _train_step(self, batch: Batch, stats: EpochStats) -> None:
         with self.timer(stats, "train_step"):
             with self._autocast():
                 logits = (self.ddp or self.model)(batch.x)
-            targets = self.sampler.train_targets(batch.idx, batch.y) \
-                if self.sampler.relabels else None
+            targets = self.core.train_targets(batch.idx, batch.y)
             losses = F.cross_entropy(logits.float(), batch.y if targets is None
                                      else targets.to(logits.device), reduction="none",
                                      label_smoothing=self.config.label_smoothing)
-            weights = self.sampler.loss_weights(batch.idx) if self.sampler.weighted else None
-            loss = (losses * weights.to(losses.device)).mean() if weights is not None \
-                else losses.mean()
-            value = loss.item()
-            if not math.isfinite(value):
-                ckpt = self.run_dir / "checkpoint.pt"
-                where = f"Last good checkpoint: {ckpt}" if ckpt.is_file() else \
-                    "No checkpoint was saved yet (it came before the first epoch ended)."
-                raise NonFiniteLossError(
-                    f"training loss is {value} at epoch {stats.epoch + 1}, step "
-                    f"{stats.optimizer_steps + 1}. Lower the learning rate (--lr), check the "
-                    f"inputs for NaN, or use --amp off. {where}")
+            loss = self.core.train_loss(losses, batch.idx,
+                                        correct=logits.detach().argmax(1) == batch.y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            self.record.update(batch.idx, losses, logits.argmax(1) == batch.y, stats.epoch,
-                               trained=True)
-            n = len(batch.idx)
-            stats.samples_trained += n
-            stats.optimizer_steps += 1
-            stats._loss_sum += value * n
+        if self.core.epoch_counts["steps"] % FINITE_CHECK_EVERY == 0:
+            self._check_finite(stats)
+
+    def _check_finite(self, stats: EpochStats) -> None:
+        """Refuse a NaN or infinite training loss (checked every
+        :data:`FINITE_CHECK_EVERY` steps and at the epoch's end: one host copy each)."""
+        value = self.core.loss_sum()
+        if math.isfinite(value):
+            return
+        steps = self.core.epoch_counts["steps"]
+        ckpt = self.run_dir / "checkpoint.pt"
+        where = f"Last good checkpoint: {ckpt}" if ckpt.is_file() else \
+            "No checkpoint was saved yet (it came before the first epoch ended)."
+        raise NonFiniteLossError(
+            f"training loss is {value} at epoch {stats.epoch + 1}, within its first {steps} "
+            "steps. Lower the learning rate (--lr), check the inputs for NaN, or use "
+            f"--amp off. {where}")
 
     def _process_batch(self, batch: Batch, stats: EpochStats) -> None:
-        stats.samples_loaded += len(batch.idx)
-        if self.selector.identity:
-            self._train_step(batch, stats)
-            return
-        done = self.step(batch, self.ctx, phase=lambda name: self.timer(stats, name))
-        stats.samples_forwarded += done.forwarded
-        self._selected += done.selected
-        for tb in done.ready:
+        for tb in self.core.select(batch, phase=lambda name: self.timer(stats, name)):
             self._train_step(tb, stats)
+        self._fill_counts(stats)
+
+    def _fill_counts(self, stats: EpochStats) -> None:
+        c = self.core.epoch_counts
+        stats.samples_loaded, stats.samples_forwarded = c["loaded"], c["forwarded"]
+        stats.samples_trained, stats.optimizer_steps = c["trained"], c["steps"]
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -440,68 +436,43 @@ class Trainer:
                 stats.loss_ratios = loss_ratios(stats.test_loss, stats.train_loss_stats)
 
     # ------------------------------------------------------------------ checkpoints
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def handler(signum, frame):
-            if self._stop_signal is not None:  # second signal: stop now
-                raise KeyboardInterrupt
-            self._stop_signal = signum
-            self.log(f"\n{signal.Signals(signum).name} received: saving a checkpoint after the "
-                     "current batch (send again to abort without saving)")
-
-        old = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.getsignal(sig)
-            signal.signal(sig, handler)
-        return old
-
     def _components(self) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]]:
         """The checkpoint's parts: ``{key: (save, restore)}``, restored in this order (the
-        global RNG last). One table serves :meth:`_state` and :meth:`_restore`."""
+        global RNG last). The methods, record and packer are the core's one state."""
 
-        def attr(name: str, cast: Callable[[Any], Any] = lambda v: v):
-            return (lambda: getattr(self, name),
-                    lambda value: setattr(self, name, cast(value)))
+        def attr(name: str) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+            return (lambda: getattr(self, name), lambda value: setattr(self, name, value))
 
         parts: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
             name: (obj.state_dict, obj.load_state_dict) for name, obj in (
                 ("model", self.model), ("optimizer", self.optimizer),
-                ("scheduler", self.scheduler), ("scaler", self.scaler),
-                ("record", self.record), ("reducer", self.reducer),
-                ("sampler", self.sampler), ("selector", self.selector))}
-        parts["packer"] = (self.packer.state_dict,
-                           lambda state: self.packer.load_state_dict(state, self.device))
+                ("scheduler", self.scheduler), ("scaler", self.scaler))}
+        parts["core"] = (self.core.state_dict, lambda state: self.core.load_state_dict(
+            state, device=self.device, reducer=False))
         parts["aug_generator"] = (self.aug_generator.get_state, self.aug_generator.set_state)
-        parts["method_generator"] = (self.method_generator.get_state,
-                                     self.method_generator.set_state)
-        parts["history"] = attr("history", list)
+        parts["history"] = (lambda: self.history,
+                            lambda value: setattr(self, "history", list(value)))
         parts["prep_time"] = attr("prep_time")
         parts["prep_energy_j"] = attr("prep_energy_j")
-        parts["selected"] = attr("_selected")  # chosen so far this epoch (mid-epoch resume)
         parts["rng"] = (rng_state, set_rng_state)
         return parts
 
-    # absent from checkpoints written before they existed
-    _OPTIONAL_COMPONENTS = ("prep_energy_j", "selected")
-    # what differs between the ranks of a DDP run (each rank's packer holds its own pending
-    # samples, its selector its own loss history, its generators their own draws)
-    _PER_RANK = ("packer", "selector", "aug_generator", "method_generator", "rng", "selected")
+    # what differs between the ranks of a DDP run besides the core's own per-rank parts
+    _PER_RANK = ("aug_generator", "rng")
+    CHECKPOINT_FORMAT = 2
 
     def _state(self, epoch: int, position: int | None, order: torch.Tensor | None,
                stats: EpochStats | None) -> dict[str, Any]:
         parts = {key: save() for key, (save, _) in self._components().items()}
         state = {
-            "format": 1, "config": self.config.to_dict(), "epoch": epoch,
+            "format": self.CHECKPOINT_FORMAT, "config": self.config.to_dict(), "epoch": epoch,
             "position": position, "order": order, "world_size": self.dist.world_size,
-            "stats": None if stats is None else {**stats.to_dict(), "_loss_sum": stats._loss_sum},
+            "stats": None if stats is None else {**stats.to_dict(), "_loss_sum": 0.0},
             **parts,
         }
         if self.dist.enabled:  # a collective: every rank saves at the same point
-            mine = {k: parts[k] for k in self._PER_RANK}
             gathered: list[Any] = [None] * self.dist.world_size
-            torch.distributed.all_gather_object(gathered, mine)
+            torch.distributed.all_gather_object(gathered, {k: parts[k] for k in self._PER_RANK})
             state["per_rank"] = gathered
         return state
 
@@ -513,24 +484,28 @@ class Trainer:
             save_checkpoint(path, state)
         return path
 
-    def _restore(self, state: dict[str, Any]) -> tuple[int, int | None, Any, EpochStats | None]:
+    def _restore(self, state: dict[str, Any]
+                 ) -> tuple[int, int | None, torch.Tensor | None, EpochStats | None]:
         saved = state.get("world_size", 1)
         if saved != self.dist.world_size:
             raise ValueError(f"the checkpoint was written by a run of {saved} process(es), this "
                              f"one has {self.dist.world_size}: resume it with the same world "
                              f"size (torchrun --nproc_per_node={saved} ...)")
+        if state.get("format") != self.CHECKPOINT_FORMAT:
+            raise ValueError(f"the checkpoint has format {state.get('format')!r}, written by "
+                             "an older thrifty; this one reads format "
+                             f"{self.CHECKPOINT_FORMAT}: start the run again (thrifty bench "
+                             "--fresh, or a new run folder)")
         if self.dist.enabled:
             state = {**state, **state["per_rank"][self.dist.rank]}
         for key, (_, restore) in self._components().items():
-            if key in state or key not in self._OPTIONAL_COMPONENTS:
-                restore(state[key])
+            restore(state[key])
         stats = None
         if state["stats"] is not None:
             s = dict(state["stats"])
             s.pop("train_time", None)
-            loss_sum = s.pop("_loss_sum")
+            s.pop("_loss_sum", None)
             stats = EpochStats(**s)
-            stats._loss_sum = loss_sum
         return state["epoch"], state["position"], state["order"], stats
 
     # ------------------------------------------------------------------ the loop
@@ -547,52 +522,7 @@ class Trainer:
         self.run_dir = Path(broadcast_object(str(self.run_dir), self.dist))  # rank 0's
 
     def _write_result(self, status: str, error: str | None = None) -> dict[str, Any]:
-        epochs = self.history
-        final: dict[str, Any] = {}
-        if epochs:
-            last = epochs[-1]
-            final = {
-                "test_accuracy": last["test_accuracy"],
-                "train_time": sum(e["train_time"] for e in epochs),
-                "eval_time": sum(e["time"]["evaluation"] for e in epochs),
-                "prep_time": self.prep_time,
-                "samples_loaded": sum(e["samples_loaded"] for e in epochs),
-                "samples_forwarded": sum(e["samples_forwarded"] for e in epochs),
-                "samples_trained": sum(e["samples_trained"] for e in epochs),
-                "optimizer_steps": sum(e["optimizer_steps"] for e in epochs),
-                "energy_j": sum(e.get("energy_j", 0.0) for e in epochs),
-                "prep_energy_j": self.prep_energy_j,
-                "test_loss": last["test_loss"], "train_loss_stats": last["train_loss_stats"],
-                "loss_ratios": last["loss_ratios"],
-            }
-        self.result = {
-            "format": RESULT_FORMAT, "status": status, "error": error,
-            "run_dir": str(self.run_dir), "config": self.config.to_dict(),
-            "environment": self._environment,
-            "dataset": {"name": getattr(self.train_data, "name", type(self.train_data).__name__),
-                        "class": type(self.train_data).__name__,
-                        "source": self._sources["dataset"],
-                        "train_size": len(self.train_data), "test_size": len(self.test_data),
-                        "pool_size": len(self.sampler.pool), "num_classes": self.num_classes,
-                        "label_noise": {"share": self.config.label_noise,
-                                        "relabelled": len(self.noisy)}},
-            "model": {"class": type(self.model).__name__, "source": self._sources["model"],
-                      "parameters": sum(p.numel() for p in self.model.parameters())},
-            "methods": {"reducer": self.reducer.name, "sampler": self.sampler.name,
-                        "selector": self.selector.name, "source": self._sources["methods"],
-                        "objects": {place: method_record(obj) for place, obj in (
-                            ("reducer", self.reducer), ("sampler", self.sampler),
-                            ("selector", self.selector))},
-                        "reducer_info": dict(self.reducer.info_ or {})},
-            "energy": None if self.energy_meter is None else {
-                "source": self.energy_meter.source, "measured": self.energy_meter.measured,
-                "description": self.energy_meter.describe()},
-            "epochs": epochs, "final": final,
-            "checkpoint": str(self.run_dir / "checkpoint.pt"),
-            "world_size": self.dist.world_size,
-        }
-        if self._bench is not None:
-            self.result["bench"] = self._bench
+        self.result = run_result(self, status, error)
         if self.dist.is_main:
             write_json(self.run_dir / "result.json", self.result)
         return self.result
@@ -608,10 +538,11 @@ class Trainer:
 
             self.tracker = Tracker(cfg.track, self.run_dir, cfg.to_dict())
         self.ctx.epoch = 0
-        start_epoch, position, order, stats = 0, None, None, None
+        start_epoch: int = 0
+        position: int | None = None
+        order: torch.Tensor | None = None
+        stats: EpochStats | None = None
         pool = self._prepare_pool()
-        self.sampler.setup(pool, self.ctx)
-        self.selector.setup(self.ctx)
         if self._resume_state is not None:
             start_epoch, position, order, stats = self._restore(self._resume_state)
             self._resume_state = None
@@ -650,25 +581,18 @@ class Trainer:
 
     def _prepare_pool(self) -> torch.Tensor:
         """The reducer's kept indices: fitted now (timed as preparation, saved as
-        ``subset.pt``), or restored from the checkpoint being resumed."""
+        ``subset.pt``), or restored from the checkpoint being resumed; the sampler and the
+        selector set up (the core's :meth:`~thrifty.engine.core.RunCore.prepare`)."""
         if self._resume_state is not None:
-            self.reducer.load_state_dict(self._resume_state["reducer"])
-            return self.reducer.indices_
+            core_state = self._resume_state.get("core")
+            return self.core.prepare(reducer_state=core_state["reducer"] if core_state
+                                     else self._resume_state["reducer"])
         t0 = time.perf_counter()
         e0 = self.energy_meter.read() if self.energy_meter else 0.0
-        if self.dist.is_main:  # under DDP rank 0 prepares, every rank gets its result
-            self.reducer.fit(self.labels, seed=self.config.seed, dataset=self.train_data,
-                             ctx=self.ctx)
-        if self.dist.enabled:
-            state = broadcast_object({"reducer": self.reducer.state_dict(),
-                                      "info": dict(self.reducer.info_ or {})}
-                                     if self.dist.is_main else None, self.dist)
-            self.reducer.load_state_dict(state["reducer"])
-            self.reducer.info_ = state["info"]
+        pool = self.core.prepare(self.train_data)
         self.prep_time = time.perf_counter() - t0
         if self.energy_meter:
             self.prep_energy_j = self.energy_meter.read() - e0
-        pool = self.reducer.indices_
         if self.reducer.name != "full" and self.dist.is_main:  # the kept indices travel
             save_checkpoint(self.run_dir / "subset.pt",
                             {"reducer": self.reducer.name, "seed": self.config.seed,
@@ -679,42 +603,30 @@ class Trainer:
                    stats: EpochStats | None) -> None:
         """One epoch: the sampler's order, the batches, then the epoch's bookkeeping.
         ``position``/``order``/``stats`` continue an epoch interrupted mid-way."""
-        self.ctx.epoch = epoch
-        if stats is None:  # a new epoch (a resumed one keeps its stats and choices so far)
-            stats, self._selected = EpochStats(epoch), 0  # samples the selector chose
+        stats = stats or EpochStats(epoch)  # a resumed epoch keeps its stats so far
         self._stats = stats
-        if self.dist.enabled:
-            self.record.begin()  # the state the epoch's record exchange starts from
         # one energy window for the epoch, from before the sampler (which may run a
         # selection forward pass: loss-adaptive, ASSIST epochwise) to the last step
         energy0 = self.energy_meter.read() if self.energy_meter else 0.0
         if order is None:
-            order, position = self._epoch_order(epoch, stats), 0
+            t0, fwd0 = time.perf_counter(), stats.time["selection_forward"]
+            order, position = self.core.start_epoch(epoch), 0
+            stats.time["selection_logic"] += (time.perf_counter() - t0
+                                              - (stats.time["selection_forward"] - fwd0))
         self._train_batches(epoch, order, position or 0, stats, energy0)
         if self.energy_meter:
             stats.energy_j += self.energy_meter.read() - energy0
-        self._sync_epoch(stats)
-        self._check_trained(epoch, stats)
+        local_steps = self.core.epoch_counts["steps"]
+        self.core.end_epoch()
+        # ranks that ran out of batches took fewer optimizer steps: all take the state of
+        # the rank that stepped most (DDP's join kept its weights)
+        sync_optimizer(self.optimizer, local_steps, self.dist, self.scaler)
+        self._fill_counts(stats)
         self._end_epoch(epoch, stats)
         if self.dist.enabled and epoch + 1 < self.config.epochs and agree(
                 self._stop_signal is not None or self._stop_requested, self.dist):
             # every rank stops here together (a collective needs them all), with a checkpoint
             raise TrainingInterrupted(self._stop_signal, self._save(epoch + 1))
-
-    def _epoch_order(self, epoch: int, stats: EpochStats) -> torch.Tensor:
-        """Ask the sampler for this epoch's indices (its selection logic timed apart from
-        any scoring pass it runs); refuse an empty epoch."""
-        self.sampler.set_epoch(epoch)
-        t0 = time.perf_counter()
-        fwd0 = stats.time["selection_forward"]
-        self.sampler.begin_epoch(self.ctx)
-        order = torch.as_tensor(list(iter(self.sampler)), dtype=torch.long)
-        stats.time["selection_logic"] += (time.perf_counter() - t0
-                                          - (stats.time["selection_forward"] - fwd0))
-        if len(order) == 0:
-            raise SelectionError(f"sampler {self.sampler.name!r} selected no samples for "
-                                 f"epoch {epoch + 1}; check its ratio")
-        return order
 
     def _forward_batch_size(self) -> int:
         """Loaded ("raw") batches may be larger than training batches when a selector
@@ -723,12 +635,22 @@ class Trainer:
         return cfg.batch_size if self.selector.identity else (cfg.forward_batch_size
                                                               or cfg.batch_size)
 
-    def _loaded_batches(self, order: torch.Tensor, position: int) -> Iterator[Batch]:
+    def _batch_plan(self, order: torch.Tensor) -> tuple[int, int, bool]:
+        """``(samples, batches, merged)`` of this rank's share of the epoch: a short last
+        batch joins the one before it (:meth:`~thrifty.engine.core.RunCore.tail_merges`)."""
         bs = self._forward_batch_size()
-        mine = shard(order, self.dist)  # under DDP: this rank's share of the epoch
-        return iterate_batches(self.train_data, mine[position * bs:].tolist(), bs,
+        n = len(self.core.share(order))
+        merged = self.core.tail_merges(len(order), bs) and n > bs and n % bs > 0
+        return n, n // bs if merged else math.ceil(n / bs), merged
+
+    def _loaded_batches(self, order: torch.Tensor, position: int) -> Iterator[Batch]:
+        """This rank's share of the epoch from batch ``position`` on."""
+        bs = self._forward_batch_size()
+        n, count, merged = self._batch_plan(order)
+        start = n if position >= count else position * bs
+        return iterate_batches(self.train_data, self.core.share(order)[start:].tolist(), bs,
                                train=True, generator=self.aug_generator, device=self.device,
-                               num_workers=self.config.num_workers)
+                               num_workers=self.config.num_workers, merge_tail=merged)
 
     def _train_batches(self, epoch: int, order: torch.Tensor, position: int,
                        stats: EpochStats, energy0: float) -> None:
@@ -736,8 +658,7 @@ class Trainer:
         request saves a checkpoint after the current batch and raises
         :class:`TrainingInterrupted`."""
         cfg = self.config
-        total = math.ceil(len(shard(order, self.dist)) / self._forward_batch_size())
-        bar = tqdm(total=total, initial=position, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        bar = tqdm(total=self._batch_plan(order)[1], initial=position, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not cfg.progress, leave=False, dynamic_ncols=True)
         batches = self._loaded_batches(order, position)
         self.model.train()
@@ -763,56 +684,12 @@ class Trainer:
                         stats.energy_j += self.energy_meter.read() - energy0
                     path = self._save(epoch, position, order, stats)
                     raise TrainingInterrupted(self._stop_signal, path)
-            for tb in self.step.end_epoch():
+            for tb in self.core.finish_batches():
                 self._train_step(tb, stats)
-
-    def _sync_epoch(self, stats: EpochStats) -> None:
-        """Under DDP: every rank receives the others' record updates of the epoch, and the
-        work counts become global (summed; optimizer steps: the synchronised updates)."""
-        if not self.dist.enabled:
-            return
-        t0 = time.perf_counter()
-        sent = self.record.exchange()
-        self._sync_info = {"record_sync_bytes": float(sent),
-                           "record_sync_s": time.perf_counter() - t0}
-        counts = {"samples_loaded": stats.samples_loaded,
-                  "samples_forwarded": stats.samples_forwarded,
-                  "samples_trained": stats.samples_trained,
-                  "optimizer_steps": stats.optimizer_steps,
-                  "overflow_discarded": self.packer.discarded,
-                  "end_of_epoch_dropped": self.packer.end_dropped,
-                  "loss_sum_micro": round(stats._loss_sum * 1e6),
-                  "selected": self._selected}
-        total = sum_counts(counts, self.dist, maxed=("optimizer_steps",))
-        # ranks that ran out of batches took fewer optimizer steps: all take the state of
-        # the rank that stepped most (DDP's join kept its weights)
-        steps = gather_cat(torch.tensor([stats.optimizer_steps, -self.dist.rank]), self.dist)
-        src = -int(max(steps, key=lambda t: (int(t[0]), int(t[1])))[1])
-        if any(int(t[0]) != int(steps[0][0]) for t in steps):
-            state = broadcast_object(to_device({"optimizer": self.optimizer.state_dict(),
-                                                "scaler": self.scaler.state_dict()}, "cpu"),
-                                     self.dist, src=src)
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scaler.load_state_dict(state["scaler"])
-        stats.samples_loaded = total["samples_loaded"]
-        stats.samples_forwarded = total["samples_forwarded"]
-        stats.samples_trained = total["samples_trained"]
-        stats.optimizer_steps = total["optimizer_steps"]
-        stats._loss_sum = total["loss_sum_micro"] / 1e6
-        self.packer.discarded = total["overflow_discarded"]
-        self.packer.end_dropped = total["end_of_epoch_dropped"]
-        self._selected = total["selected"]
-
-    def _check_trained(self, epoch: int, stats: EpochStats) -> None:
-        if stats.samples_trained == 0 and self._selected == 0 and not self.selector.identity \
-                and not self.selector.allow_empty_epoch:
-            raise SelectionError(
-                f"selector {self.selector.name!r} chose no sample in epoch {epoch + 1} "
-                f"({stats.samples_loaded} loaded): training would silently do nothing. "
-                "Loosen its threshold or ratio.")
+        self._check_finite(stats)
 
     def _end_epoch(self, epoch: int, stats: EpochStats) -> None:
-        """Step the schedule, collect the methods' diagnostics, evaluate, record, log and
+        """Step the schedule, take the methods' diagnostics, evaluate, record, log and
         write the result (and the periodic checkpoint)."""
         cfg = self.config
         stats.lr = self.optimizer.param_groups[0]["lr"]
@@ -821,11 +698,8 @@ class Trainer:
             # per-epoch schedule; PyTorch's order warning does not apply to that
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
             self.scheduler.step()
-        stats.train_loss = stats._loss_sum / max(stats.samples_trained, 1)
-        stats.method = {**self.sampler.epoch_diagnostics(), **self.selector.epoch_diagnostics(),
-                        "overflow_discarded": self.packer.discarded,
-                        "end_of_epoch_dropped": self.packer.end_dropped, **self._sync_info}
-        self.packer.discarded = self.packer.end_dropped = 0
+        stats.train_loss = self.core.last_loss_sum / max(stats.samples_trained, 1)
+        stats.method = dict(self.core.diagnostics)
         self._evaluate(stats, final=epoch == cfg.epochs - 1)
         self.history.append(stats.to_dict())
         self._stats = None

@@ -83,6 +83,13 @@ class Packer:
             return []
         return [merged]
 
+    def drop_pending(self) -> int:
+        """Drop what is pending (counted in ``end_dropped``); return how many samples."""
+        n = self.count
+        self.end_dropped += n
+        self._parts, self.count = [], 0
+        return n
+
     def state_dict(self) -> dict:
         merged = self._merge() if self.count else None
         return {"pending": None if merged is None else

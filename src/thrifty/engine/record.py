@@ -1,6 +1,15 @@
-"""The one per-sample record every method reads and every forward pass writes."""
+"""The one per-sample record every method reads and every forward pass writes.
+
+Updates are deferred: :meth:`SampleRecord.update` keeps the batch's losses where they were
+computed (the training device) and copies nothing to the host, so the training step never
+waits for the GPU. The pending updates are applied, in the order they were made, with one
+host copy when anything reads the record (every attribute below flushes first), at the
+epoch's end, or when more than :data:`FLUSH_AFTER` samples wait.
+"""
 
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import torch
 
@@ -10,6 +19,11 @@ import torch
 #: ``score``: a counted scoring pass over the evaluation view (``ctx.score``).
 LOSS_KINDS = ("train", "probe", "score")
 
+#: Pending samples after which an update flushes by itself (bounds the device memory held).
+FLUSH_AFTER = 1 << 22
+
+_FIELDS = ("loss", "loss_kind", "loss_epoch", "correct", "times_trained", "times_forwarded")
+
 
 def _kind_code(kind: str) -> int:
     if kind not in LOSS_KINDS:
@@ -17,10 +31,22 @@ def _kind_code(kind: str) -> int:
     return LOSS_KINDS.index(kind) + 1
 
 
+class Update(NamedTuple):
+    """One batch's update, as :meth:`SampleRecord.update` received it."""
+
+    idx: torch.Tensor
+    losses: torch.Tensor
+    correct: torch.Tensor | None
+    epoch: int
+    trained: bool
+    kind: str
+
+
 class SampleRecord:
     """What is known about each training sample, keyed by its dataset index.
 
-    Attributes (all tensors of length ``size`` on the CPU):
+    Attributes (all tensors of length ``size`` on the CPU; reading one applies the pending
+    updates first):
         loss: the latest per-sample loss, whichever pass wrote it; NaN if never seen.
         loss_kind: which kind of pass wrote ``loss`` (0 never, then :data:`LOSS_KINDS`
             in order: 1 train, 2 probe, 3 score).
@@ -39,21 +65,56 @@ class SampleRecord:
         if size <= 0:
             raise ValueError(f"a SampleRecord needs at least one sample, got size={size}")
         self.size = size
-        self.loss = torch.full((size,), float("nan"))
-        self.loss_kind = torch.zeros(size, dtype=torch.int8)
-        self.loss_epoch = torch.full((size,), -1, dtype=torch.int32)
-        self.by_kind = {k: torch.full((size,), float("nan")) for k in LOSS_KINDS}
-        self.correct = torch.zeros(size, dtype=torch.bool)
-        self.times_trained = torch.zeros(size, dtype=torch.int32)
-        self.times_forwarded = torch.zeros(size, dtype=torch.int32)
+        self._data: dict[str, torch.Tensor] = {
+            "loss": torch.full((size,), float("nan")),
+            "loss_kind": torch.zeros(size, dtype=torch.int8),
+            "loss_epoch": torch.full((size,), -1, dtype=torch.int32),
+            "correct": torch.zeros(size, dtype=torch.bool),
+            "times_trained": torch.zeros(size, dtype=torch.int32),
+            "times_forwarded": torch.zeros(size, dtype=torch.int32)}
+        self._by_kind = {k: torch.full((size,), float("nan")) for k in LOSS_KINDS}
+        self._pending: list[Update] = []
+        self._pending_n = 0
+
+    # every field reads through the pending updates
+    def _field(name: str) -> property:  # type: ignore[misc]  # noqa: N805
+        def get(self: SampleRecord) -> torch.Tensor:
+            self.flush()
+            return self._data[name]
+
+        def put(self: SampleRecord, value: torch.Tensor) -> None:
+            self.flush()
+            self._data[name] = value
+
+        return property(get, put)
+
+    loss = _field("loss")
+    loss_kind = _field("loss_kind")
+    loss_epoch = _field("loss_epoch")
+    correct = _field("correct")
+    times_trained = _field("times_trained")
+    times_forwarded = _field("times_forwarded")
+    del _field
+
+    @property
+    def by_kind(self) -> dict[str, torch.Tensor]:
+        self.flush()
+        return self._by_kind
+
+    @property
+    def pending(self) -> int:
+        """Samples whose updates wait to be applied."""
+        return self._pending_n
 
     def update(self, idx: torch.Tensor, losses: torch.Tensor, correct: torch.Tensor | None,
                epoch: int, trained: bool, kind: str | None = None) -> None:
         """Store the losses (and correctness) of the samples ``idx`` seen in ``epoch``.
 
+        Nothing is copied to the host here (see the module's docstring).
+
         Args:
             idx: dataset indices (CPU long tensor).
-            losses: per-sample losses, any device; detached and moved to the CPU.
+            losses: per-sample losses, any device (detached here).
             correct: per-sample correctness or ``None``.
             epoch: the current epoch (0-based).
             trained: ``True`` for a training pass, ``False`` for a no-grad forward.
@@ -61,17 +122,60 @@ class SampleRecord:
                 ``trained``, else ``"probe"``.
         """
         kind = kind or ("train" if trained else "probe")
-        values = losses.detach().float().cpu()
-        self.loss[idx] = values
-        self.by_kind[kind][idx] = values
-        self.loss_kind[idx] = _kind_code(kind)
-        self.loss_epoch[idx] = epoch
-        if correct is not None:
-            self.correct[idx] = correct.detach().cpu()
-        if trained:
-            self.times_trained[idx] += 1
-        else:
-            self.times_forwarded[idx] += 1
+        _kind_code(kind)
+        idx = torch.as_tensor(idx)
+        if idx.dim() != 1 or losses.shape != idx.shape:
+            raise ValueError(f"one loss per index: {tuple(idx.shape)} indices, losses of shape "
+                             f"{tuple(losses.shape)}")
+        if idx.is_floating_point() or idx.dtype == torch.bool:
+            raise ValueError(f"record indices must be integers (dataset indices), got "
+                             f"{idx.dtype}")
+        self._pending.append(Update(idx.long(), losses.detach(),
+                                    None if correct is None else correct.detach(), epoch,
+                                    trained, kind))
+        self._pending_n += len(idx)
+        if self._pending_n > FLUSH_AFTER:
+            self.flush()
+
+    def flush(self) -> None:
+        """Apply the pending updates in the order they were made (one host copy)."""
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_n = self._pending, [], 0
+        device = pending[0].losses.device
+        losses = torch.cat([u.losses.float().reshape(-1).to(device) for u in pending]).cpu()
+        marks = [u.correct for u in pending if u.correct is not None]
+        correct = torch.cat([c.reshape(-1).to(device) for c in marks]).cpu() if marks else None
+        start = c_start = 0
+        applied = []
+        for u in pending:
+            n = len(u.idx)
+            c = None
+            if u.correct is not None and correct is not None:
+                c = correct[c_start:c_start + n]
+                c_start += n
+            done = Update(u.idx.cpu(), losses[start:start + n], c, u.epoch, u.trained, u.kind)
+            self._apply(done)
+            applied.append(done)
+            start += n
+        self._applied(applied)
+
+    def _apply(self, u: Update) -> None:
+        if len(u.idx) and (int(u.idx.min()) < 0 or int(u.idx.max()) >= self.size):
+            raise IndexError(f"record update for dataset index {int(u.idx.min())}.."
+                             f"{int(u.idx.max())}, outside 0..{self.size - 1}: give the "
+                             "batch's dataset indices (the last element of a thrifty batch)")
+        d = self._data
+        d["loss"][u.idx] = u.losses
+        self._by_kind[u.kind][u.idx] = u.losses
+        d["loss_kind"][u.idx] = _kind_code(u.kind)
+        d["loss_epoch"][u.idx] = u.epoch
+        if u.correct is not None:
+            d["correct"][u.idx] = u.correct.bool()
+        d["times_trained" if u.trained else "times_forwarded"][u.idx] += 1
+
+    def _applied(self, updates: list[Update]) -> None:
+        """Called with the updates just applied, on the CPU (the DDP log keeps them)."""
 
     def losses(self, idx: torch.Tensor, kind: str | None = None) -> torch.Tensor:
         """The stored losses of ``idx``: the latest of any kind (``kind=None``, default) or
@@ -81,17 +185,15 @@ class SampleRecord:
         _kind_code(kind)
         return self.by_kind[kind][idx]
 
-    def state_dict(self) -> dict:
-        return {"size": self.size, "loss": self.loss, "loss_kind": self.loss_kind,
-                "loss_epoch": self.loss_epoch, "by_kind": dict(self.by_kind),
-                "correct": self.correct, "times_trained": self.times_trained,
-                "times_forwarded": self.times_forwarded}
+    def state_dict(self) -> dict[str, Any]:
+        self.flush()
+        return {"size": self.size, **self._data, "by_kind": dict(self._by_kind)}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["size"] != self.size:
             raise ValueError(f"record of {state['size']} samples cannot be loaded into one of "
                              f"{self.size}: the checkpoint belongs to another dataset")
-        for key in ("loss", "loss_kind", "loss_epoch", "correct", "times_trained",
-                    "times_forwarded"):
-            setattr(self, key, state[key].clone())
-        self.by_kind = {k: state["by_kind"][k].clone() for k in LOSS_KINDS}
+        self._pending, self._pending_n = [], 0
+        for key in _FIELDS:
+            self._data[key] = state[key].clone()
+        self._by_kind = {k: state["by_kind"][k].clone() for k in LOSS_KINDS}

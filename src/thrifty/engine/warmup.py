@@ -1,63 +1,15 @@
 """A warm-up copy of a run's model trained with the run's recipe and no method (the
-snapshot embedder of IDS/SSP), as an engine service that methods call through
-``ctx.warmup`` without seeing the engine."""
+snapshot embedder of IDS/SSP). Inside a run the methods call it through ``ctx.warmup``
+without seeing the engine; by hand, :func:`warm_up` runs it. One direction only: this
+module uses the engine's loop, the loop does not import it."""
 
 from __future__ import annotations
 
-import dataclasses
-import tempfile
-from collections.abc import Callable
-from typing import Any
-
-import torch
-from torch import nn
-
-from thrifty.engine.checkpoint import rng_state, set_rng_state
-from thrifty.engine.config import RunConfig
-from thrifty.engine.loop import Trainer, TrainingInterrupted
+from thrifty.engine.loop import WARMUP_TEST_LIMIT, Trainer
+from thrifty.engine.signals import TrainingInterrupted
 
 __all__ = ["WARMUP_TEST_LIMIT", "TrainingInterrupted", "warm_up"]
 
-# Test samples the warm-up evaluates on (its accuracy is informational only).
-WARMUP_TEST_LIMIT = 2000
-
-
-def warm_up(config: RunConfig, model: nn.Module, train: Any, test: Any, epochs: int, *,
-            device: torch.device | str = "cpu", progress: bool = True,
-            log: Callable[[str], None] | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Train ``model`` (in place) for ``epochs`` with ``config``'s recipe and no method.
-
-    The run is written to a temporary folder that is deleted afterwards (no periodic
-    checkpoints, no train-set statistics), evaluated on at most :data:`WARMUP_TEST_LIMIT`
-    test samples, and the global RNG state is restored afterwards, so whatever calls it
-    continues as if it had not run.
-
-    Args:
-        config: the run's config (recipe, model, batch size, seed).
-        model: the model to train (its initial weights).
-        train, test: the datasets.
-        epochs: warm-up epochs (at least 1).
-        device: where to train. Default CPU.
-        progress: progress bars. Default ``True``.
-        log: prints each epoch's line, prefixed with ``snapshot warm-up:``. Default
-            ``None``: ``print``.
-
-    Returns:
-        ``(model, result)``: the trained model and the warm-up run's result dict.
-    """
-    log = log or print
-    with tempfile.TemporaryDirectory(prefix="thrifty-snapshot-") as tmp:
-        cfg = dataclasses.replace(
-            config, epochs=epochs, method=[], method_args={}, checkpoint_every=0,
-            train_stats_every=-1, out_dir=tmp, run_name="snapshot", train_limit=None,
-            test_limit=min(config.test_limit or WARMUP_TEST_LIMIT, WARMUP_TEST_LIMIT,
-                           len(test)),
-            device=str(device), progress=progress)
-        saved_rng = rng_state()
-        try:
-            warm = Trainer(cfg, train=train, test=test, model=model, distributed=False,
-                           log=lambda s: log(f"snapshot warm-up: {s}"))
-            result = warm.fit()
-        finally:
-            set_rng_state(saved_rng)
-    return warm.model, result
+#: ``warm_up(config, model, train, test, epochs, *, device="cpu", progress=True, log=None)``:
+#: see :meth:`~thrifty.engine.loop.Trainer.warm_up`.
+warm_up = Trainer.warm_up

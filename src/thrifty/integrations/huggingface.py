@@ -38,6 +38,16 @@ from torch import nn
 from thrifty.integrations.own_loop import Thrift
 
 
+class _EpochEnd(transformers.TrainerCallback):
+    """Ends the thrifty epoch when the trainer's epoch ends (its public callback hook)."""
+
+    def __init__(self, thrift: Thrift) -> None:
+        self.thrift = thrift
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.thrift.end_epoch()
+
+
 class ThriftyTrainer(transformers.Trainer):
     """A ``transformers.Trainer`` driven by a :class:`~thrifty.Thrift`.
 
@@ -66,6 +76,7 @@ class ThriftyTrainer(transformers.Trainer):
             raise RuntimeError("ThriftyTrainer runs in one process for now: under several "
                                "processes each would choose its own samples. Train on one "
                                "device, or use thrifty's engine under torchrun")
+        self.add_callback(_EpochEnd(thrift))
         # compute_loss returns a per-batch mean: the trainer must divide it by the
         # gradient-accumulation steps itself
         self.model_accepts_loss_kwargs = False
@@ -91,8 +102,7 @@ class ThriftyTrainer(transformers.Trainer):
         idx = inputs.pop(fmt.index_key)
         targets = inputs.pop(fmt.target_key)
         self.thrift.model = self.thrift.ctx.model = model  # for scoring samplers
-        self.thrift._count("loaded", len(idx))
-        self.thrift._count("steps", 1)
+        self.thrift.loaded(idx)
         outputs = model(**inputs)
         logits = getattr(outputs, "logits", outputs)
         loss = self.thrift.loss(self.thrift.loss_fn(logits, targets), idx)

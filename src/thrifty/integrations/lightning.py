@@ -67,6 +67,9 @@ class ThriftyCallback(pl.Callback):
                 "sampler=thrift.sampler), self) from train_dataloader()")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # before ModelCheckpoint (Lightning calls monitoring callbacks last): the state it
+        # saves is the ended epoch's
+        self.thrift.end_epoch()
         counts = {f"thrifty/{k}": float(v) for k, v in self.thrift.epoch_counts.items()}
         pl_module.log_dict(counts, on_step=False, on_epoch=True)
 

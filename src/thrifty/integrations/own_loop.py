@@ -19,13 +19,24 @@ methods see, the reducer's pool, the sampler's epochs (``thrift.sampler`` is a
 the training losses (and the sampler's loss weights), and in-batch selection (the engine's
 own :class:`~thrifty.engine.SelectionStep`: a selector's no-grad forward, its choice, the
 packing into full batches). It never degrades silently: a sampler iterated before its
-epoch was started, or a method that needs training losses that were never given, raises
-an error that says what to call.
+epoch was started, a method that needs training losses that were never given, losses for
+samples no batch carried, or more epochs than it was told, raise an error that says what
+to do.
+
+All of the protocol is the engine's run-time core (:class:`~thrifty.engine.core.RunCore`);
+:class:`Thrift` adds only what a user's loop needs: the sampler object, the batches in the
+loader's own shape, and the checks on what the loop gives back.
+
+Under ``torchrun`` (a process group initialised before the first epoch, with a backend
+that carries CPU tensors: ``gloo``, or ``"cpu:gloo,cuda:nccl"`` on GPUs) every rank makes
+the same choice, loads a disjoint share of it, and the record is exchanged once per
+epoch; give the DDP-wrapped model and the optimizer to :meth:`Thrift.epoch` so that ranks
+that take fewer steps shadow the others' all-reduces and take the optimizer state of the
+rank that stepped most.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -35,14 +46,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from thrifty.data import Batch, IndexedDataset, dataset_labels
-from thrifty.data.tensor import to_device
+from thrifty.data.tensor import cat_rows, to_device
 from thrifty.engine.assembly import infer_classes
 from thrifty.engine.config import method_names
+from thrifty.engine.core import RunCore, without_small_tail
+from thrifty.engine.distributed import Dist, sync_optimizer
 from thrifty.engine.forward import cross_entropy_losses, no_grad_forward
-from thrifty.engine.interfaces import BatchSelector, EpochSampler, Pieces, Reducer, TrainContext
-from thrifty.engine.packing import Packer
+from thrifty.engine.interfaces import BatchSelector, EpochSampler, Pieces, Reducer
 from thrifty.engine.record import SampleRecord
-from thrifty.engine.step import SelectionStep, argmax_correct
+from thrifty.engine.step import argmax_correct
 from thrifty.integrations.batches import BatchFormat
 
 LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
@@ -53,6 +65,29 @@ def model_output(model: nn.Module, x: Any) -> Any:
     an output object that has them."""
     out = model(**x) if isinstance(x, Mapping) else model(x)
     return getattr(out, "logits", out)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel`` wrapper (no-grad passes run on it:
+    no collective per selection forward)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def process_group() -> Dist:
+    """This process's place in an initialised ``torch.distributed`` group (a single
+    process when there is none). Refuses a group whose backend cannot carry CPU tensors
+    (thrifty exchanges its record on the CPU)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return Dist()
+    backend = str(dist.get_backend())
+    if "gloo" not in backend:
+        raise RuntimeError(f"thrifty exchanges its per-sample record as CPU tensors, which the "
+                           f"{backend!r} process group cannot carry: initialise it with "
+                           "torch.distributed.init_process_group('cpu:gloo,cuda:nccl') on GPUs "
+                           "(or 'gloo' on CPUs)")
+    return Dist(dist.get_rank(), dist.get_world_size())
 
 
 class _Forward(nn.Module):
@@ -75,7 +110,10 @@ class ThriftLoader:
     Lightning iterates a reloaded loader once when it sets the data up (and fetches one
     batch ahead) and again when the epoch runs. The batches given out but not yet trained
     (no :meth:`Thrift.loss` call for them) are given again first, so no sample is lost,
-    trained twice, or chosen by a second epoch's draw.
+    trained twice, or chosen by a second epoch's draw. A pass asked for an epoch that has
+    already ended (a framework restoring a checkpoint taken at that epoch's end sets its
+    data up before it moves to the next epoch) runs the next epoch instead: an ended
+    epoch is never drawn again.
     """
 
     def __init__(self, thrift: Thrift, loader: Iterable[Any], model: nn.Module) -> None:
@@ -86,8 +124,12 @@ class ThriftLoader:
     def __iter__(self) -> Iterator[Any]:
         t = self.thrift
         epoch = t.framework_epoch() if t.framework_epoch is not None else None
+        if epoch is not None and epoch <= t.current_epoch and t.core.epoch_done:
+            epoch = t.current_epoch + 1  # that epoch ended: the framework moves on
         if epoch is None or self._pass is None or self._pass_epoch != epoch:
-            self._pass = t.epoch(self.inner, self.model, epoch=epoch)
+            # the framework ends the epoch from its hook (it fetches batches ahead)
+            self._pass = t.epoch(self.inner, self.model, epoch=epoch,
+                                 end=t.framework_epoch is None)
             self._pass_epoch = epoch
             return self._pass
         return self._continue(self._pass)
@@ -112,7 +154,7 @@ class ThriftLoader:
 
 
 class ThriftSampler(Sampler[int]):
-    """The epoch's dataset indices, as chosen by the run's sampler method.
+    """This rank's share of the epoch's dataset indices, as chosen by the run's sampler.
 
     Iterating it yields the indices of the epoch :meth:`Thrift.start_epoch` started (once
     per epoch; a second pass over the same epoch is refused, since it would train the
@@ -131,10 +173,13 @@ class ThriftSampler(Sampler[int]):
         return iter(self.thrift._take_order())
 
     def __len__(self) -> int:
-        """The current epoch's samples; before the first epoch, the pool's (no epoch loads
-        more), so that a framework sizing the loader early does not see an empty one."""
+        """The current epoch's samples on this rank; before the first epoch, the pool's
+        share (no epoch loads more), so that a framework sizing the loader early does not
+        see an empty one."""
         t = self.thrift
-        return t.epoch_size if t._order is not None else len(t.pieces.sampler.pool)
+        if t._share is not None:
+            return len(t._share)
+        return -(-len(t.pieces.sampler.pool) // t.core.dist.world_size)
 
 
 class Thrift:
@@ -146,7 +191,8 @@ class Thrift:
             Default ``None``.
         dataset: the training set (map-style; ``(x, y)`` pairs or dicts). Its labels are
             read from a ``targets`` attribute when it has one (class-wise methods need it).
-        epochs: the number of epochs you will train (schedules and annealing use it).
+        epochs: the number of epochs you will train (schedules and annealing use it; a
+            loop that starts more is refused).
         batch_size: your training batch size rho (selectors pack to it). Default 128.
         method_args: hyper-parameters, ``{KEY: VALUE}`` or ``{"METHOD.KEY": VALUE}``.
             Default ``None``.
@@ -166,11 +212,14 @@ class Thrift:
         dataset: the training set with the dataset index added to each sample: build your
             DataLoader from it.
         sampler: the epoch sampler to give your DataLoader (``sampler=thrift.sampler``).
+        core: the run-time core (:class:`~thrifty.engine.core.RunCore`) it drives.
         record: the shared per-sample record.
         pieces: the reducer, sampler and selector.
-        counts: ``{"loaded", "forwarded", "trained"}`` samples so far, and ``steps``
-            (training batches yielded); ``epoch_counts`` the same for the current epoch.
-        diagnostics: the methods' numbers of the last finished epoch.
+        counts: ``{"loaded", "forwarded", "selected", "trained", "steps"}`` so far
+            (``steps``: training batches whose losses came back); ``epoch_counts`` the same
+            for the current epoch. Under DDP global (summed over ranks) once an epoch ended.
+        diagnostics: the methods' numbers of the epoch that ended last (current as soon
+            as :meth:`epoch` has yielded its last batch).
     """
 
     def __init__(self, method: str | list[str] | None = None, dataset: Any = None, *,
@@ -187,20 +236,22 @@ class Thrift:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer (the epochs you will "
                              f"train), got {epochs!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if len(dataset) == 0:
             raise ValueError("the training set is empty")
         self.raw_dataset = dataset
         self.format = BatchFormat(input_key, target_key, index_key)
         self.dataset = IndexedDataset(dataset, index_key)
-        self.pieces = self._pieces(method, method_args, reducer, sampler, selector)
-        if self.pieces.sampler.relabels:
-            raise ValueError(f"{self.pieces.sampler.name!r} changes the training targets "
+        pieces = self._pieces(method, method_args, reducer, sampler, selector)
+        if pieces.sampler.relabels:
+            raise ValueError(f"{pieces.sampler.name!r} changes the training targets "
                              "(LILAC); in your own loop that needs your loss to use them, "
                              "which Thrift cannot do for you: run it in thrifty.engine.Trainer")
         n = len(dataset)
         labels = self._labels(dataset)
         if labels is None:
-            readers = [p.name for p in self.pieces if getattr(p, "needs_labels", False)]
+            readers = [p.name for p in pieces if getattr(p, "needs_labels", False)]
             if readers:
                 raise ValueError(
                     f"{', '.join(readers)} reads the class of every sample, and "
@@ -208,41 +259,67 @@ class Thrift:
                     "`targets` attribute (a tensor or list of class indices, one per "
                     "sample), or use a method that needs no labels (see `thrifty methods`)")
         classes = infer_classes(dataset, labels) if labels is not None else (0, None)
-        self.record = SampleRecord(n)
         self.loss_fn = loss_fn or cross_entropy_losses
         self.device = None if device is None else torch.device(device)
         self.eval_batch_size = eval_batch_size
         self.model: nn.Module | None = None
-        self.ctx = TrainContext(
-            epoch=0, epochs=epochs, record=self.record, batch_size=batch_size, seed=seed,
-            generator=torch.Generator().manual_seed(seed + 2), num_classes=classes[0],
+        self.core = RunCore(
+            pieces, size=n, num_classes=classes[0], classes=classes[1], epochs=epochs,
             labels=labels if labels is not None else torch.full((n,), -1, dtype=torch.long),
-            score=self._score, selection_pass=self._selection_pass, classes=classes[1],
-            eval_batch_size=eval_batch_size, log=log)
-        for piece in self.pieces:
-            piece.check_composition(self.pieces)
-        reducer_, sampler_, selector_ = self.pieces
-        reducer_.fit(self.ctx.labels, seed=seed, dataset=dataset, ctx=self.ctx)
-        sampler_.setup(reducer_.indices_, self.ctx)
-        selector_.setup(self.ctx)
-        self.packer = Packer(batch_size, selector_.packing)
-        self._step = SelectionStep(selector_, self.packer, self.record, self._forward,
-                                   correct=argmax_correct if loss_fn is None else None)
+            batch_size=batch_size, seed=seed, forward=self._forward,
+            correct=argmax_correct if loss_fn is None else None, dist=process_group(),
+            services=dict(score=self._score, selection_pass=self._selection_pass,
+                          eval_batch_size=eval_batch_size, log=log))
+        self.core.prepare(dataset)
         self.sampler = ThriftSampler(self)
-        self.current_epoch = -1
         self._order: torch.Tensor | None = None
-        self._fed = 0  # training losses given in the current epoch
-        self.counts = {"loaded": 0, "forwarded": 0, "trained": 0, "steps": 0}
-        self.epoch_counts = dict(self.counts)
+        self._share: torch.Tensor | None = None
+        self._taken = False
         # a framework that numbers epochs itself (Lightning's callback sets it)
         self.framework_epoch: Callable[[], int] | None = None
         self._given = self._trained_batches = 0  # batches of this epoch given / trained
         self._recent: deque[Any] = deque(maxlen=8)
-        self.diagnostics: dict[str, float] = {}
+        # samples in batches given out whose losses have not come back
+        self._outstanding = torch.zeros(n, dtype=torch.bool)
+
+    # ------------------------------------------------------------------ views of the core
+    @property
+    def pieces(self) -> Pieces:
+        return self.core.pieces
+
+    @property
+    def record(self) -> SampleRecord:
+        return self.core.record
+
+    @property
+    def ctx(self) -> Any:
+        return self.core.ctx
+
+    @property
+    def packer(self) -> Any:
+        return self.core.packer
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.core.counts
+
+    @property
+    def epoch_counts(self) -> dict[str, int]:
+        return self.core.epoch_counts
+
+    @property
+    def diagnostics(self) -> dict[str, float]:
+        return self.core.diagnostics
+
+    @property
+    def current_epoch(self) -> int:
+        """The epoch started last (-1 before the first)."""
+        return self.core.epoch
 
     # ------------------------------------------------------------------ assembly
     @staticmethod
-    def _pieces(method, method_args, reducer, sampler, selector) -> Pieces:
+    def _pieces(method: Any, method_args: Any, reducer: Any, sampler: Any, selector: Any
+                ) -> Pieces:
         if method is not None:
             if any(p is not None for p in (reducer, sampler, selector)):
                 raise ValueError("give the methods by name or as objects, not both")
@@ -270,37 +347,31 @@ class Thrift:
     # ------------------------------------------------------------------ epochs
     @property
     def epoch_size(self) -> int:
-        """Samples the current epoch loads (0 before the first epoch started)."""
-        return 0 if self._order is None else len(self._order)
+        """Samples the current epoch loads on this rank (0 before the first epoch)."""
+        return 0 if self._share is None else len(self._share)
 
     def start_epoch(self, epoch: int | None = None) -> None:
-        """Start ``epoch`` (default: the next one): the sampler chooses its samples.
-        :meth:`epoch` calls it for you."""
-        epoch = self.current_epoch + 1 if epoch is None else epoch
-        sampler = self.pieces.sampler
-        if self.current_epoch >= 0 and sampler.needs_train_losses and self._fed == 0:
-            raise RuntimeError(
-                f"{sampler.name!r} chooses each epoch's samples from their training losses, "
-                f"but epoch {self.current_epoch + 1} gave none: call "
-                "thrift.loss(per_sample_losses, idx) on every training batch")
-        if self.current_epoch >= 0:
-            self.diagnostics = {**sampler.epoch_diagnostics(),
-                                **self.pieces.selector.epoch_diagnostics()}
-        self.current_epoch = self.ctx.epoch = epoch
-        self._fed = 0
+        """Start ``epoch`` (default: the next one): the sampler chooses its samples (the
+        previous epoch ends first if it has not). :meth:`epoch` calls it for you."""
+        if self.core.dist.world_size == 1 and process_group().enabled:
+            raise RuntimeError("a torch.distributed process group was initialised after "
+                               "this Thrift was made: make the Thrift after "
+                               "init_process_group, so every rank shares one choice")
+        self._order = self.core.start_epoch(epoch)
+        self._share = self.core.share(self._order)
         self._given = self._trained_batches = 0
         self._recent.clear()
-        self.epoch_counts = dict.fromkeys(self.counts, 0)
-        sampler.set_epoch(epoch)
-        sampler.begin_epoch(self.ctx)
-        self._order = torch.as_tensor(list(iter(sampler)), dtype=torch.long)
-        if len(self._order) == 0:
-            raise RuntimeError(f"sampler {sampler.name!r} chose no samples for epoch "
-                               f"{epoch + 1}; check its ratio")
+        self._outstanding.zero_()
         self._taken = False
 
+    def end_epoch(self) -> dict[str, float]:
+        """End the current epoch (under DDP a collective: the record exchange and the
+        global counts); return the methods' diagnostics of it. :meth:`epoch` calls it
+        after its last batch."""
+        return self.core.end_epoch()
+
     def _take_order(self) -> list[int]:
-        if self._order is None:
+        if self._share is None:
             raise RuntimeError("thrift.sampler was iterated before an epoch was started: "
                                "loop over thrift.epoch(loader, model), or call "
                                "thrift.start_epoch(epoch) before iterating the loader")
@@ -309,59 +380,117 @@ class Thrift:
                                "loaded once: call thrift.start_epoch() (or loop over "
                                "thrift.epoch(loader, model)) for the next epoch")
         self._taken = True
-        return self._order.tolist()
+        return self._share.tolist()
 
-    def epoch(self, loader: Iterable[Any], model: nn.Module, epoch: int | None = None
+    def epoch(self, loader: Iterable[Any], model: nn.Module, epoch: int | None = None, *,
+              optimizer: torch.optim.Optimizer | None = None, end: bool = True
               ) -> Iterator[Any]:
         """One epoch: starts it, then yields the training batches in the loader's own
         shape (``(x, y, idx)`` or a dict). With an in-batch selector, each loaded batch
         goes through the selection forward and the chosen samples are packed into full
-        batches; at the end the packing rule's last batch follows.
+        batches; at the end the packing rule's last batch follows. A loader's short last
+        batch joins the one before it when it is under half the batch size (one sample
+        under BatchNorm can wreck a model). After the last batch the epoch ends
+        (:meth:`end_epoch`).
 
         Args:
             loader: a DataLoader over :attr:`dataset` with ``sampler=thrift.sampler``.
             model: your model (the selection forward runs it without gradient, in the
                 selector's ``filter_mode``, and puts it back in its mode). With a selector,
                 the loaded batches go to the model's device for that forward, and the
-                batches yielded are on it.
+                batches yielded are on it. Under DDP give the DDP-wrapped model: the epoch
+                then runs inside its ``join`` (ranks that run out of batches shadow the
+                others' all-reduces).
             epoch: the epoch to start. Default ``None``: the next one.
+            optimizer: under DDP, your optimizer: after an epoch in which ranks took
+                different numbers of steps, every rank takes the state of the rank that
+                stepped most. Default ``None``.
+            end: end the epoch after its last batch. Default ``True``; a framework that
+                fetches batches ahead of training them (Lightning) ends it from its
+                epoch-end hook instead.
         """
-        self.model = self.ctx.model = model
         self.start_epoch(epoch)
+        inner = unwrap(model)
+        self.model = self.ctx.model = inner
         if self.device is None:
-            self.ctx.device = next((p.device for p in model.parameters()),
+            self.ctx.device = next((p.device for p in inner.parameters()),
                                    torch.device("cpu"))
-        selector = self.pieces.selector
+        joined: Any = None
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            joined = model.join(divide_by_initial_world_size=False)
+            joined.__enter__()
+        try:
+            yield from self._batches(loader)
+        finally:
+            if joined is not None:
+                joined.__exit__(None, None, None)
+        if not self._taken and self._share is not None:
+            raise RuntimeError("the loader did not draw from thrift.sampler: build it as "
+                               "DataLoader(thrift.dataset, batch_size=..., "
+                               "sampler=thrift.sampler)")
+        if not end:
+            return
+        steps = self.epoch_counts["steps"]
+        self.end_epoch()
+        if optimizer is not None:
+            sync_optimizer(optimizer, steps, self.core.dist)
+
+    def _batches(self, loader: Iterable[Any]) -> Iterator[Any]:
+        core, fmt = self.core, self.format
+        first: list[int] = []
+
+        def size(batch: Any) -> int:
+            n = len(fmt.split(batch)[2])
+            first.append(n)
+            return n
+
+        def merge(a: Any, b: Any) -> Any:
+            (xa, ya, ia), (xb, yb, ib) = fmt.split(a), fmt.split(b)
+            return fmt.join(cat_rows([xa, xb]), cat_rows([ya, yb]), torch.cat([ia, ib]),
+                            like=a)
+
+        it = iter(loader)
+        head = next(it, None)
+        if head is None:
+            return
+        width = len(fmt.split(head)[2])  # the loader's batch size
+        merges = core.tail_merges(len(self._order) if self._order is not None else 0, width)
+
+        def chain() -> Iterator[Any]:
+            yield head
+            yield from it
+
         like: Any = None
-        for batch in loader:
-            x, y, idx = self.format.split(batch)
-            self._count("loaded", len(idx))
-            if selector.identity:
-                yield self._give(batch)
+        for batch in without_small_tail(chain(), size, merge, width, merges):
+            x, y, idx = fmt.split(batch)
+            if self.pieces.selector.identity:
+                core.count("loaded", len(idx))
+                core._given += 1
+                yield self._give(batch, idx)
                 continue
             like = batch
             # the selection forward runs on the model's device; packed batches stay there
             device = self.ctx.device
-            done = self._step(Batch(to_device(x, device), to_device(y, device), idx), self.ctx)
-            self._count("forwarded", done.forwarded)
-            for ready in done.ready:
-                yield self._give(self.format.join(*ready, like=like))
-        for ready in self._step.end_epoch():
-            yield self._give(self.format.join(*ready, like=like))
-        if not self._taken and self._order is not None:
-            raise RuntimeError("the loader did not draw from thrift.sampler: build it as "
-                               "DataLoader(thrift.dataset, batch_size=..., "
-                               "sampler=thrift.sampler)")
+            for ready in core.select(Batch(to_device(x, device), to_device(y, device), idx)):
+                yield self._give(fmt.join(*ready, like=like), ready.idx)
+        for ready in core.finish_batches():
+            yield self._give(fmt.join(*ready, like=like), ready.idx)
 
-    def _count(self, key: str, n: int) -> None:
-        self.counts[key] += n
-        self.epoch_counts[key] += n
-
-    def _give(self, batch: Any) -> Any:
-        self._count("steps", 1)
+    def _give(self, batch: Any, idx: torch.Tensor) -> Any:
         self._given += 1
+        self._outstanding[idx] = True
         self._recent.append(batch)
         return batch
+
+    def loaded(self, idx: Any) -> None:
+        """Count a batch your framework loaded from :attr:`sampler` without
+        :meth:`epoch` (the Hugging Face trainer's own loop): its samples may then come
+        back through :meth:`loss`."""
+        idx = torch.as_tensor(idx).long().cpu()
+        self.core.count("loaded", len(idx))
+        self.core._given += 1
+        self._given += 1
+        self._outstanding[idx] = True
 
     def loader(self, loader: Iterable[Any], model: nn.Module) -> ThriftLoader:
         """An iterable whose every pass is one :meth:`epoch` over ``loader``: what a
@@ -380,29 +509,35 @@ class Thrift:
         Args:
             losses: per-sample losses of the training batch (``reduction="none"``), with
                 gradient.
-            idx: the batch's dataset indices (the last element of a tuple batch).
+            idx: the batch's dataset indices (the last element of a tuple batch; keep them
+                on the CPU).
             output: the logits, to record correctness (ASSIST, LILAC). Default ``None``.
             targets: the labels for that. Default ``None``.
         """
-        idx = torch.as_tensor(idx).long().cpu()
-        if losses.dim() != 1 or len(losses) != len(idx):
-            raise ValueError(f"thrift.loss takes one loss per sample ({len(idx)} here), got "
-                             f"shape {tuple(losses.shape)}: compute the loss with "
-                             "reduction='none' (average per-token losses per sample first)")
+        idx = torch.as_tensor(idx)
+        if idx.is_floating_point() or idx.dim() != 1:
+            raise ValueError(f"thrift.loss takes the batch's dataset indices (a 1-D integer "
+                             f"tensor, the last element of the batch), got {idx.dtype} of "
+                             f"shape {tuple(idx.shape)}")
+        idx = idx.long().cpu()
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(self._outstanding)
+                         or not bool(self._outstanding[idx].all())):
+            raise ValueError(
+                "thrift.loss got indices that no batch of this epoch carried, or whose "
+                "losses already came back: pass each batch's own index tensor (the last "
+                "element of (x, y, idx); not the labels), once per batch")
         correct = None if output is None or targets is None else argmax_correct(
             output.detach(), targets)
-        self.record.update(idx, losses, correct, max(self.current_epoch, 0), trained=True)
-        self._fed += len(idx)
+        loss = self.core.train_loss(losses, idx, correct=correct)
+        self._outstanding[idx] = False
         self._trained_batches += 1
-        self._count("trained", len(idx))
-        sampler = self.pieces.sampler
-        weights = sampler.loss_weights(idx) if sampler.weighted else None
-        if weights is None:
-            return losses.mean()
-        return (losses * weights.to(losses.device)).mean()
+        return loss
 
     # ------------------------------------------------------------------ services
     def _forward(self, x: Any, y: torch.Tensor, mode: str) -> tuple[torch.Tensor, Any]:
+        if self.model is None:
+            raise RuntimeError("the selection forward needs the model: loop over "
+                               "thrift.epoch(loader, model)")
         losses, logits = no_grad_forward(_Forward(self.model), x, y, mode=mode,
                                          loss_fn=self.loss_fn)
         return losses.float().cpu(), logits
@@ -425,7 +560,7 @@ class Thrift:
                 x = to_device(x, device)
                 with torch.no_grad():
                     out.append(fn(Batch(x, to_device(y, device), idx)))
-                self._count("forwarded", forwards * len(idx))
+                self.core.count("forwarded", forwards * len(idx))
         finally:
             self.model.train(was_training)
         return out
@@ -444,23 +579,21 @@ class Thrift:
             return torch.empty(0), torch.empty(0, max(self.ctx.num_classes, 1))
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
+    # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Checkpointable state (``torch.load(weights_only=True)`` reads it back)."""
-        reducer, sampler, selector = self.pieces
-        return {"record": self.record.state_dict(), "reducer": reducer.state_dict(),
-                "sampler": sampler.state_dict(), "selector": selector.state_dict(),
-                "packer": self.packer.state_dict(), "generator": self.ctx.generator.get_state(),
-                "epoch": self.current_epoch, "counts": dict(self.counts)}
+        """The run-time state (:meth:`~thrifty.engine.core.RunCore.state_dict`: record,
+        methods, packer, generator, epoch, counts; ``torch.load(weights_only=True)`` reads
+        it back). Under DDP a collective: every rank calls it."""
+        return self.core.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; the next :meth:`epoch` continues after the saved one."""
-        reducer, sampler, selector = self.pieces
-        self.record.load_state_dict(state["record"])
-        reducer.load_state_dict(state["reducer"])
-        sampler.load_state_dict(state["sampler"])
-        selector.load_state_dict(state["selector"])
-        self.packer.load_state_dict(state["packer"])
-        self.ctx.generator.set_state(state["generator"])
-        self.current_epoch = self.ctx.epoch = state["epoch"]
-        self.counts = dict(state["counts"])
-        self._fed = math.inf  # the saved epoch was fed (it finished)
+        """Restore :meth:`state_dict`; the next :meth:`epoch` continues after the saved
+        one. Refuses a state of other methods, another dataset size, other epochs, and one
+        saved in the middle of an epoch (save at an epoch's end)."""
+        if isinstance(state, dict) and state.get("epoch_done") is False:
+            raise ValueError("this thrifty state was saved in the middle of epoch "
+                             f"{state.get('epoch', 0) + 1}; thrifty resumes from a state "
+                             "saved at an epoch's end (after thrift.epoch's last batch; "
+                             "Lightning's ModelCheckpoint does so by default)")
+        self.core.load_state_dict(state, device=self.device or "cpu")
+        self._order = self._share = None
