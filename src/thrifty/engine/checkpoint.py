@@ -71,7 +71,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def rng_state() -> dict[str, Any]:
     """Global RNG states of torch (CPU and CUDA), numpy and Python, in checkpointable form."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),

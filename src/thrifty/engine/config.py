@@ -17,7 +17,10 @@ import yaml
 
 def _f(default: Any, help: str, **kw) -> Any:  # noqa: A002
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+        def copy(d: Any = default) -> Any:
+            return type(d)(d)
+
+        return field(default_factory=copy, metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
 
 

@@ -163,7 +163,8 @@ class RunCore:
                 ) -> torch.Tensor:
         """Fit the reducer (rank 0 under DDP; every rank gets its result) or restore it from
         ``reducer_state``; set up the sampler and the selector. Returns the pool."""
-        reducer, sampler, selector = self.pieces
+        reducer, sampler, selector = self.pieces.reducer, self.pieces.sampler, \
+            self.pieces.selector
         if reducer_state is not None:
             reducer.load_state_dict(reducer_state)
         else:
@@ -359,7 +360,8 @@ class RunCore:
         """The run-time state: record, methods, packer, generator, epoch and counts
         (``torch.load(weights_only=True)`` reads it back). Under DDP a collective: every
         rank must call it, and the state holds each rank's own parts."""
-        reducer, sampler, selector = self.pieces
+        reducer, sampler, selector = self.pieces.reducer, self.pieces.sampler, \
+            self.pieces.selector
         self.record.flush()
         state: dict[str, Any] = {
             "format": CORE_FORMAT, "methods": self.methods(), "size": self.record.size,
@@ -394,7 +396,7 @@ class RunCore:
                                  f"this run has {mine!r}; load it into a run set up the same way")
         if self.dist.enabled:
             state = {**state, **state["per_rank"][self.dist.rank]}
-        r, s, sel = self.pieces
+        r, s, sel = self.pieces.reducer, self.pieces.sampler, self.pieces.selector
         self.record.load_state_dict(state["record"])
         if reducer:
             r.load_state_dict(state["reducer"])

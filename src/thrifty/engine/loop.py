@@ -144,7 +144,8 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.epochs,
                                          cfg.step_size, cfg.milestones, cfg.gamma)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.reducer, self.sampler, self.selector = run.pieces
+        self.reducer, self.sampler, self.selector = (run.pieces.reducer, run.pieces.sampler,
+                                                     run.pieces.selector)
         self.aug_generator = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * self.dist.rank)
         self.run_dir = Path(cfg.out_dir) / (cfg.run_name or cfg.default_run_name())
         # the protocol; the selection forward is looked up at each call, so that a test may
@@ -449,7 +450,9 @@ class Trainer:
                 ("scheduler", self.scheduler), ("scaler", self.scaler))}
         parts["core"] = (self.core.state_dict, lambda state: self.core.load_state_dict(
             state, device=self.device, reducer=False))
-        parts["aug_generator"] = (self.aug_generator.get_state, self.aug_generator.set_state)
+        parts["aug_generator"] = (self.aug_generator.get_state,
+                                  lambda value: None if self.aug_generator.set_state(value)
+                                  else None)
         parts["history"] = (lambda: self.history,
                             lambda value: setattr(self, "history", list(value)))
         parts["prep_time"] = attr("prep_time")
@@ -658,8 +661,9 @@ class Trainer:
         request saves a checkpoint after the current batch and raises
         :class:`TrainingInterrupted`."""
         cfg = self.config
-        bar = tqdm(total=self._batch_plan(order)[1], initial=position, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not cfg.progress, leave=False, dynamic_ncols=True)
+        bar = tqdm(total=self._batch_plan(order)[1], initial=position,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
+                   leave=False, dynamic_ncols=True)
         batches = self._loaded_batches(order, position)
         self.model.train()
         # under DDP ranks may take different numbers of steps: join lets the ones that ran

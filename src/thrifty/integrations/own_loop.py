@@ -567,6 +567,7 @@ class Thrift:
 
     def _score(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         def forward(b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+            assert self.model is not None  # _selection_pass refused it otherwise
             lo, lg = no_grad_forward(_Forward(self.model), b.x, b.y, loss_fn=self.loss_fn)
             correct = argmax_correct(lg, b.y) if self.loss_fn is cross_entropy_losses \
                 else None
