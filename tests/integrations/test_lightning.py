@@ -95,3 +95,43 @@ def test_a_module_not_wired_to_the_thrift_is_refused(tmp_path):
     thrift = Thrift("infobatch", Digits(), epochs=1)
     with pytest.raises(RuntimeError, match=r"thrift.loader\(DataLoader"):
         _fit(Model(thrift, wire=False), thrift, 1, tmp_path)
+
+
+class _Kill(L.Callback):
+    """Stops the run in the middle of epoch 3 (a crash; the last checkpoint is epoch 2's)."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == 2 and batch_idx == 3:
+            raise RuntimeError("killed")
+
+
+def _fit_checkpointed(method, folder, callbacks=(), ckpt_path=None, max_epochs=3):
+    thrift = Thrift(method, Digits(), epochs=3, batch_size=32,
+                    method_args={"rpc.alpha": 0.6} if "rpc" in method else None,
+                    log=lambda s: None)
+    model = Model(thrift)
+    trainer = L.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
+                        callbacks=[ThriftyCallback(thrift),
+                                   L.callbacks.ModelCheckpoint(dirpath=folder, save_last=True),
+                                   *callbacks],
+                        enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0)
+    trainer.fit(model, ckpt_path=ckpt_path)
+    return thrift, model
+
+
+@pytest.mark.parametrize("method", ["infobatch", "random-adaptive", "stale-sb", "rpc+sb"])
+def test_resume_from_lightnings_checkpoint_equals_the_uninterrupted_run(tmp_path, method):
+    whole, whole_model = _fit_checkpointed(method, tmp_path / "whole")
+    with pytest.raises(RuntimeError, match="killed"):
+        _fit_checkpointed(method, tmp_path / "cut", callbacks=[_Kill()])
+    resumed, resumed_model = _fit_checkpointed(method, tmp_path / "cut",
+                                               ckpt_path=tmp_path / "cut" / "last.ckpt")
+    assert resumed.counts == whole.counts and resumed.current_epoch == 2
+    assert all(torch.equal(a, b) for a, b in zip(whole_model.parameters(),
+                                                  resumed_model.parameters()))
+
+
+def test_more_epochs_than_the_thrift_was_told_are_refused(tmp_path):
+    with pytest.raises(RuntimeError, match="set up for 3 epochs"):
+        _fit_checkpointed("infobatch", tmp_path / "x", max_epochs=4)

@@ -279,8 +279,9 @@ class Thrift:
         self.framework_epoch: Callable[[], int] | None = None
         self._given = self._trained_batches = 0  # batches of this epoch given / trained
         self._recent: deque[Any] = deque(maxlen=8)
-        # samples in batches given out whose losses have not come back
-        self._outstanding = torch.zeros(n, dtype=torch.bool)
+        # per sample: batches given out holding it whose losses have not come back (a
+        # sample carried over by a packer may be in two of them)
+        self._outstanding = torch.zeros(n, dtype=torch.int32)
 
     # ------------------------------------------------------------------ views of the core
     @property
@@ -478,7 +479,7 @@ class Thrift:
 
     def _give(self, batch: Any, idx: torch.Tensor) -> Any:
         self._given += 1
-        self._outstanding[idx] = True
+        self._outstanding.index_add_(0, idx, torch.ones(len(idx), dtype=torch.int32))
         self._recent.append(batch)
         return batch
 
@@ -490,7 +491,7 @@ class Thrift:
         self.core.count("loaded", len(idx))
         self.core._given += 1
         self._given += 1
-        self._outstanding[idx] = True
+        self._outstanding.index_add_(0, idx, torch.ones(len(idx), dtype=torch.int32))
 
     def loader(self, loader: Iterable[Any], model: nn.Module) -> ThriftLoader:
         """An iterable whose every pass is one :meth:`epoch` over ``loader``: what a
@@ -521,7 +522,7 @@ class Thrift:
                              f"shape {tuple(idx.shape)}")
         idx = idx.long().cpu()
         if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(self._outstanding)
-                         or not bool(self._outstanding[idx].all())):
+                         or not self._carried(idx)):
             raise ValueError(
                 "thrift.loss got indices that no batch of this epoch carried, or whose "
                 "losses already came back: pass each batch's own index tensor (the last "
@@ -529,9 +530,14 @@ class Thrift:
         correct = None if output is None or targets is None else argmax_correct(
             output.detach(), targets)
         loss = self.core.train_loss(losses, idx, correct=correct)
-        self._outstanding[idx] = False
+        self._outstanding.index_add_(0, idx, torch.full((len(idx),), -1, dtype=torch.int32))
         self._trained_batches += 1
         return loss
+
+    def _carried(self, idx: torch.Tensor) -> bool:
+        """Whether batches given out and not yet trained hold every sample of ``idx``."""
+        uniq, times = idx.unique(return_counts=True)
+        return bool((self._outstanding[uniq] >= times).all())
 
     # ------------------------------------------------------------------ services
     def _forward(self, x: Any, y: torch.Tensor, mode: str) -> tuple[torch.Tensor, Any]:
