@@ -172,7 +172,9 @@ class SampleRecord:
         d["loss_epoch"][u.idx] = u.epoch
         if u.correct is not None:
             d["correct"][u.idx] = u.correct.bool()
-        d["times_trained" if u.trained else "times_forwarded"][u.idx] += 1
+        # index_add: a sample twice in one batch (a packer's carried copy) counts twice
+        times = d["times_trained" if u.trained else "times_forwarded"]
+        times.index_add_(0, u.idx, torch.ones(len(u.idx), dtype=times.dtype))
 
     def _applied(self, updates: list[Update]) -> None:
         """Called with the updates just applied, on the CPU (the DDP log keeps them)."""
