@@ -180,6 +180,25 @@ class RunCore:
         selector.setup(self.ctx)
         return reducer.indices_
 
+    def distribute(self, dist: Dist) -> None:
+        """Join a process group that started after the core was made (a framework that
+        launches its processes itself: Lightning's DDP): the record becomes one that is
+        exchanged once per epoch, and every rank takes rank 0's reducer result (its pool).
+        Before the first epoch only; a collective."""
+        if not dist.enabled or self.dist.enabled:
+            return
+        if self.epoch >= 0:
+            raise RuntimeError("a run can join a process group only before its first epoch")
+        self.dist = dist
+        record = RecordLog(self.record.size, dist)
+        record.load_state_dict(self.record.state_dict())
+        self.record = self.ctx.record = self.step.record = record
+        reducer, sampler = self.pieces.reducer, self.pieces.sampler
+        before = reducer.indices_
+        reducer.load_state_dict(broadcast_object(reducer.state_dict(), dist))
+        if not torch.equal(reducer.indices_, before):
+            sampler.setup(reducer.indices_, self.ctx)
+
     # ------------------------------------------------------------------ epochs
     def start_epoch(self, epoch: int | None = None) -> torch.Tensor:
         """Start ``epoch`` (default: the next one); return its whole order (the same on

@@ -36,7 +36,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the e
         "thrifty.integrations.lightning needs PyTorch Lightning: "
         "pip install 'thrifty[lightning]'") from exc
 
-from thrifty.integrations.own_loop import Thrift, ThriftLoader
+from thrifty.integrations.own_loop import Thrift, ThriftLoader, process_group
 
 
 class ThriftyCallback(pl.Callback):
@@ -52,8 +52,16 @@ class ThriftyCallback(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if trainer.world_size > 1:
-            raise RuntimeError("ThriftyCallback runs in one process for now: under DDP each "
-                               "rank would choose its own samples. Train on one device")
+            if not self.thrift.pieces.selector.identity:
+                raise RuntimeError(
+                    f"in-batch selector {self.thrift.pieces.selector.name!r} keeps different "
+                    "numbers of samples on each rank, so ranks would take different numbers "
+                    "of steps, which Lightning's DDP cannot join (it would hang): run it in "
+                    "your own loop under torchrun (thrift.epoch(loader, ddp_model, "
+                    "optimizer=opt)) or in thrifty's engine")
+            # Lightning started the process group after the Thrift was made: join it, so
+            # every rank shares one choice and one record
+            self.thrift.core.distribute(process_group())
         # Lightning numbers the epochs; a second pass over a loader in one epoch continues it
         self.thrift.framework_epoch = lambda: trainer.current_epoch
 
@@ -71,7 +79,8 @@ class ThriftyCallback(pl.Callback):
         # saves is the ended epoch's
         self.thrift.end_epoch()
         counts = {f"thrifty/{k}": float(v) for k, v in self.thrift.epoch_counts.items()}
-        pl_module.log_dict(counts, on_step=False, on_epoch=True)
+        # the counts are global already (the same on every rank): the mean over ranks keeps them
+        pl_module.log_dict(counts, on_step=False, on_epoch=True, sync_dist=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"thrift": self.thrift.state_dict()}

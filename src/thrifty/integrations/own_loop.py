@@ -354,10 +354,8 @@ class Thrift:
     def start_epoch(self, epoch: int | None = None) -> None:
         """Start ``epoch`` (default: the next one): the sampler chooses its samples (the
         previous epoch ends first if it has not). :meth:`epoch` calls it for you."""
-        if self.core.dist.world_size == 1 and process_group().enabled:
-            raise RuntimeError("a torch.distributed process group was initialised after "
-                               "this Thrift was made: make the Thrift after "
-                               "init_process_group, so every rank shares one choice")
+        if self.current_epoch < 0:  # a group started after the Thrift was made joins now
+            self.core.distribute(process_group())
         self._order = self.core.start_epoch(epoch)
         self._share = self.core.share(self._order)
         self._given = self._trained_batches = 0
