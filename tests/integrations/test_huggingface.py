@@ -86,3 +86,57 @@ def test_refusals(tmp_path):
     with pytest.raises(ValueError, match="thrift.dataset"):
         ThriftyTrainer(model=_model(), args=_args(tmp_path, 2), thrift=thrift,
                        train_dataset=Tokens())
+
+
+class _Kill(transformers.TrainerCallback):
+    """A crash in the middle of epoch 3 (the last checkpoint is epoch 2's)."""
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.epoch is not None and state.epoch >= 2.3:
+            raise RuntimeError("killed")
+
+
+def _checkpointed(tmp_path, folder, method, callbacks=(), resume=None):
+    thrift = Thrift(method, Tokens(), epochs=4, log=lambda s: None)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / folder), num_train_epochs=4, per_device_train_batch_size=16,
+        learning_rate=1e-3, report_to=[], use_cpu=True, save_strategy="epoch",
+        logging_strategy="no", disable_tqdm=True, seed=0, lr_scheduler_type="linear")
+    model = _model()
+    trainer = ThriftyTrainer(model=model, args=args, thrift=thrift, callbacks=list(callbacks))
+    lrs = []
+
+    class Rates(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            lrs.append(trainer.optimizer.param_groups[0]["lr"])
+
+    trainer.add_callback(Rates())
+    trainer.train(resume_from_checkpoint=resume)
+    return thrift, model, lrs
+
+
+@pytest.mark.parametrize("method", ["infobatch", "random-adaptive"])
+def test_resume_from_a_checkpoint_folder_equals_the_uninterrupted_run(tmp_path, method):
+    whole, whole_model, lrs = _checkpointed(tmp_path, "whole", method)
+    with pytest.raises(RuntimeError, match="killed"):
+        _checkpointed(tmp_path, "cut", method, callbacks=[_Kill()])
+    assert (next((tmp_path / "cut").glob("checkpoint-*")) / "thrifty.pt").is_file()
+    resumed, resumed_model, resumed_lrs = _checkpointed(tmp_path, "cut", method, resume=True)
+    assert resumed.counts == whole.counts and resumed.current_epoch == 3
+    assert all(torch.equal(a, b) for a, b in zip(whole_model.parameters(),
+                                                  resumed_model.parameters()))
+    # the schedule follows thrifty's epochs: fully decayed at the end although the
+    # sampler loaded less than the full pool the trainer sized it from
+    assert whole.counts["steps"] < 4 * 6 and lrs[-1] == 0.0 and resumed_lrs[-1] == 0.0
+
+
+def test_checkpoints_without_thrifty_state_or_mid_epoch_are_refused(tmp_path):
+    thrift = Thrift("infobatch", Tokens(), epochs=1)
+    steps = transformers.TrainingArguments(output_dir=str(tmp_path), num_train_epochs=1,
+                                           report_to=[], use_cpu=True, save_strategy="steps")
+    with pytest.raises(ValueError, match="save_strategy='epoch'"):
+        ThriftyTrainer(model=_model(), args=steps, thrift=thrift)
+    (tmp_path / "checkpoint-5").mkdir()
+    trainer = ThriftyTrainer(model=_model(), args=_args(tmp_path, 1), thrift=thrift)
+    with pytest.raises(ValueError, match="holds no thrifty state"):
+        trainer.train(resume_from_checkpoint=True)

@@ -6,46 +6,99 @@
     thrift = Thrift("infobatch", train_set, epochs=3)   # samples: dicts with "labels"
     trainer = ThriftyTrainer(model=model, args=TrainingArguments(..., num_train_epochs=3),
                              thrift=thrift)
-    trainer.train()
+    trainer.train()                                      # or train(resume_from_checkpoint=True)
 
-``ThriftyTrainer`` is a ``transformers.Trainer`` whose training sampler is
-``thrift.sampler`` (each epoch's samples, started by the trainer's ``set_epoch``), whose
-training set is ``thrift.dataset`` (each sample carries its ``index``), and whose loss is
-the per-sample loss (``thrift.loss_fn``, cross entropy by default) given back to thrifty
-(``thrift.loss``: InfoBatch's scores, loss weights). The model gets the batch without
-``labels`` and ``index``.
+``ThriftyTrainer`` is a ``transformers.Trainer`` that trains on ``thrift.dataset`` (each
+sample carries its ``index``) in the order of thrifty's sampler (each pass over the loader
+is thrifty's next epoch), and whose loss is the per-sample loss (``thrift.loss_fn``, cross
+entropy by default) given back to thrifty (``thrift.loss``: InfoBatch's scores, loss
+weights). The model gets the batch without ``labels`` and ``index``. It uses the trainer's
+public hooks only (``get_train_dataloader``, ``compute_loss``, ``create_scheduler``,
+``train``, a ``TrainerCallback``):
+
+- **Resume**: every checkpoint folder the trainer writes (``save_strategy="epoch"``) holds
+  thrifty's state (``thrifty.pt``: record, methods, counts); ``train(resume_from_checkpoint=
+  ...)`` loads it and continues with thrifty's next epoch, so a resumed run ends with the
+  uninterrupted run's counts and weights. Checkpoints in the middle of an epoch
+  (``save_strategy="steps"``) are refused: thrifty resumes at epoch ends.
+- **Learning-rate schedule**: the trainer's schedule (its type, warm-up and length) is
+  driven by thrifty's progress through the epochs rather than by the optimizer steps it
+  counted from the full pool, so it ends fully decayed even when a sampler loads less.
 
 What it does not do: in-batch selectors (ADONIS, SB, ASSIST) pack chosen samples into full
-batches, which the trainer's fixed step loop cannot take; use :class:`~thrifty.Thrift` in
-your own loop for them. The trainer sizes its learning-rate schedule once, from the full
-pool (``len(thrift.sampler)`` before the first epoch): when a sampler loads fewer samples,
-the run takes fewer steps than the schedule spans and ends before the schedule's end,
-unlike thrifty's engine, whose per-epoch schedules end fully decayed.
+batches, which the trainer's fixed step loop cannot take, and several processes (the
+trainer's own sharding would split thrifty's shares again): use :class:`~thrifty.Thrift`
+in your own loop (under ``torchrun`` too) for them. Batches are collated by the trainer's
+``data_collator`` without dropping columns: every key but the target and the index goes
+to the model.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 try:
     import transformers
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the extra
     raise ModuleNotFoundError("thrifty.integrations.huggingface needs transformers: "
                               "pip install 'thrifty[hf]'") from exc
 
+import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
-from thrifty.integrations.own_loop import Thrift
+from thrifty.integrations.own_loop import Thrift, ThriftSampler
+
+STATE_FILE = "thrifty.pt"
 
 
-class _EpochEnd(transformers.TrainerCallback):
-    """Ends the thrifty epoch when the trainer's epoch ends (its public callback hook)."""
+class _NextEpochSampler(ThriftSampler):
+    """Each pass over the loader is thrifty's next epoch (whatever the trainer numbers it:
+    after a resume its count of epochs is derived from optimizer steps of the full pool)."""
+
+    def __iter__(self) -> Iterator[int]:
+        if self.thrift.core.epoch_done:
+            self.thrift.start_epoch()
+        return super().__iter__()
+
+
+def progress(thrift: Thrift, batch_size: int) -> float:
+    """How far ``thrift`` is through its epochs, 0 to 1: the epochs ended plus the share
+    of the current epoch's batches trained."""
+    core = thrift.core
+    if core.epoch < 0:
+        return 0.0
+    done = float(core.epoch + 1) if core.epoch_done else float(core.epoch)
+    if not core.epoch_done and thrift.epoch_size:
+        planned = max(1, math.ceil(thrift.epoch_size / batch_size))
+        done += min(1.0, core.epoch_counts["steps"] / planned)
+    return min(1.0, done / core.ctx.epochs)
+
+
+class _ThriftyCallback(transformers.TrainerCallback):
+    """Ends thrifty's epoch with the trainer's, stops the trainer after thrifty's last
+    epoch, and writes thrifty's state into each checkpoint folder."""
 
     def __init__(self, thrift: Thrift) -> None:
         self.thrift = thrift
 
-    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         self.thrift.end_epoch()
+        if self.thrift.current_epoch >= self.thrift.ctx.epochs - 1:
+            control.should_training_stop = True
+        return control
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if folder.is_dir():
+                torch.save(self.thrift.state_dict(), folder / STATE_FILE)
+        return control
 
 
 class ThriftyTrainer(transformers.Trainer):
@@ -53,7 +106,7 @@ class ThriftyTrainer(transformers.Trainer):
 
     Args:
         *args: ``transformers.Trainer``'s arguments.
-        thrift: the :class:`~thrifty.Thrift` of the run (its ``epochs`` should equal
+        thrift: the :class:`~thrifty.Thrift` of the run (its ``epochs`` must equal
             ``args.num_train_epochs``). Keyword only.
         **kwargs: ``transformers.Trainer``'s keyword arguments; ``train_dataset`` defaults to
             ``thrift.dataset`` and must be it when given.
@@ -73,27 +126,75 @@ class ThriftyTrainer(transformers.Trainer):
         super().__init__(*args, **kwargs)
         self.thrift = thrift
         if self.args.world_size > 1:
-            raise RuntimeError("ThriftyTrainer runs in one process for now: under several "
-                               "processes each would choose its own samples. Train on one "
-                               "device, or use thrifty's engine under torchrun")
-        self.add_callback(_EpochEnd(thrift))
+            raise RuntimeError("ThriftyTrainer runs in one process: the trainer would split "
+                               "thrifty's per-rank shares again. Use thrifty.Thrift in your "
+                               "own loop under torchrun, or thrifty's engine")
+        if self.args.max_steps > 0:
+            raise ValueError("ThriftyTrainer trains by epochs (thrifty's methods schedule by "
+                             "them): set num_train_epochs and leave max_steps unset")
+        epochs = self.args.num_train_epochs
+        if epochs != thrift.ctx.epochs:
+            raise ValueError(f"Thrift(epochs={thrift.ctx.epochs}) and num_train_epochs="
+                             f"{epochs} differ: the methods schedule by the run's epochs")
+        if str(self.args.save_strategy).rsplit(".", 1)[-1].lower() == "steps":
+            raise ValueError("thrifty resumes from states saved at an epoch's end: use "
+                             "save_strategy='epoch' (or 'no')")
         # compute_loss returns a per-batch mean: the trainer must divide it by the
         # gradient-accumulation steps itself
         self.model_accepts_loss_kwargs = False
-        epochs = self.args.num_train_epochs
-        if self.args.max_steps <= 0 and epochs != thrift.ctx.epochs:
-            raise ValueError(f"Thrift(epochs={thrift.ctx.epochs}) and num_train_epochs="
-                             f"{epochs} differ: the methods schedule by the run's epochs")
+        self.add_callback(_ThriftyCallback(thrift))
 
-    def _set_signature_columns_if_needed(self) -> None:
-        # the trainer drops the batch keys its model does not take: keep the dataset index
-        super()._set_signature_columns_if_needed()
-        key = self.thrift.format.index_key
-        if self._signature_columns is not None and key not in self._signature_columns:
-            self._signature_columns.append(key)
+    def get_train_dataloader(self) -> DataLoader:
+        """thrifty's dataset in thrifty's order (each pass: its next epoch), collated by
+        the trainer's ``data_collator``."""
+        args = self.args
+        return DataLoader(self.thrift.dataset, batch_size=args.per_device_train_batch_size,
+                          sampler=_NextEpochSampler(self.thrift),
+                          collate_fn=self.data_collator,
+                          num_workers=args.dataloader_num_workers,
+                          pin_memory=args.dataloader_pin_memory)
 
-    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-        return self.thrift.sampler
+    def create_scheduler(self, num_training_steps: int,
+                         optimizer: torch.optim.Optimizer | None = None) -> Any:
+        """The trainer's schedule over ``num_training_steps``, read at thrifty's progress
+        through its epochs (:func:`progress`) instead of at the optimizer step: it ends
+        fully decayed however many samples the sampler loaded."""
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        lambdas = getattr(scheduler, "lr_lambdas", None)
+        if lambdas is None:
+            raise ValueError(f"lr_scheduler_type={self.args.lr_scheduler_type!r} is not a "
+                             "LambdaLR schedule, which ThriftyTrainer drives by epoch progress")
+        batch = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+
+        def at_progress(f: Any) -> Any:
+            return lambda _step: f(round(progress(self.thrift, batch) * num_training_steps))
+
+        scheduler.lr_lambdas = [at_progress(f) for f in lambdas]
+        return scheduler
+
+    def train(self, resume_from_checkpoint: str | bool | None = None,
+              **kwargs: Any) -> Any:
+        """``transformers.Trainer.train``; ``resume_from_checkpoint`` (a folder, or
+        ``True`` for the last one in ``output_dir``) also restores thrifty's state from the
+        folder's ``thrifty.pt`` and continues with thrifty's next epoch."""
+        if resume_from_checkpoint is None or resume_from_checkpoint is False:
+            return super().train(**kwargs)
+        folder = get_last_checkpoint(self.args.output_dir) \
+            if resume_from_checkpoint is True else str(resume_from_checkpoint)
+        if folder is None or not os.path.isdir(folder):
+            raise ValueError(f"no checkpoint to resume from in {self.args.output_dir!r}")
+        state_file = Path(folder) / STATE_FILE
+        if not state_file.is_file():
+            raise ValueError(f"{folder} holds no thrifty state ({STATE_FILE}): it was not "
+                             "written by a ThriftyTrainer, so its methods' record is unknown")
+        self.thrift.load_state_dict(torch.load(state_file, weights_only=True))
+        # the trainer derives its epoch and the batches to skip from optimizer steps of the
+        # full pool; thrifty's sampler knows the epoch, and an epoch-end state skips nothing
+        skip, self.args.ignore_data_skip = self.args.ignore_data_skip, True
+        try:
+            return super().train(resume_from_checkpoint=folder, **kwargs)
+        finally:
+            self.args.ignore_data_skip = skip
 
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
