@@ -54,14 +54,16 @@ from thrifty.engine.distributed import (
     shard,
     sync_optimizer,
 )
+from thrifty.engine.evaluation import NonFiniteLossError, dataset_losses, evaluate
 from thrifty.engine.forward import no_grad_forward
 from thrifty.engine.interfaces import BatchSelector, EpochSampler, Reducer
 from thrifty.engine.optim import build_optimizer, build_scheduler
-from thrifty.engine.results import run_result
+from thrifty.engine.results import epoch_line, run_result
+from thrifty.engine.run_state import restore_run, save_run
 from thrifty.engine.runtime import environment, resolve_amp, resolve_device
 from thrifty.engine.signals import TrainingInterrupted, stop_requests
 from thrifty.engine.step import argmax_correct
-from thrifty.metrics import loss_ratios, loss_statistics
+from thrifty.metrics import loss_statistics
 from thrifty.metrics.energy import make_energy_meter
 from thrifty.utils.locks import FolderLock
 
@@ -72,10 +74,6 @@ __all__ = ["NonFiniteLossError", "Trainer", "TrainingInterrupted", "environment"
 WARMUP_TEST_LIMIT = 2000
 # Training steps between two checks that the loss is finite (each check is one host copy).
 FINITE_CHECK_EVERY = 32
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite."""
 
 
 Hook = Callable[["Trainer"], None]
@@ -390,20 +388,6 @@ class Trainer:
         stats.samples_trained, stats.optimizer_steps = c["trained"], c["steps"]
 
     # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
-    def _dataset_losses(self, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        losses, correct = [], []
-        data = eval_view(data)  # no random crops for an on-disk training set
-        mine = shard(torch.arange(len(data)), self.dist)  # under DDP: each rank a share
-        for b in iterate_batches(data, mine.tolist(), self.config.eval_batch_size,
-                                 device=self.device, num_workers=self.config.num_workers):
-            lo, lg = self._forward_eval(b.x, b.y)
-            losses.append(lo.cpu())
-            correct.append((lg.argmax(1) == b.y).cpu())
-        lo = torch.cat(losses) if losses else torch.empty(0)
-        co = torch.cat(correct) if correct else torch.empty(0, dtype=torch.bool)
-        return gather_in_order(lo, self.dist), gather_in_order(co, self.dist)
-
     def loss_statistics(self, split: str = "test") -> dict[str, float]:
         """Seed 004's loss statistics of the model as it is now over one split: mean, worst,
         best, the 0.5/0.9/0.99 quantiles and accuracy (what ``train_stats_every`` records for
@@ -415,101 +399,14 @@ class Trainer:
         """
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        losses, correct = self._dataset_losses(self.train_data if split == "train"
-                                               else self.test_data)
+        losses, correct = dataset_losses(self, self.train_data if split == "train"
+                                         else self.test_data)
         return loss_statistics(losses, correct)
 
-    def _evaluate(self, stats: EpochStats, final: bool) -> None:
-        with self.timer(stats, "evaluation"):
-            losses, correct = self._dataset_losses(self.test_data)
-            bad = int((~torch.isfinite(losses)).sum())
-            if bad:
-                raise NonFiniteLossError(
-                    f"{bad} of {len(losses)} test samples give a NaN or infinite loss at epoch "
-                    f"{stats.epoch + 1}: check the test inputs for NaN or infinite values "
-                    "(or a diverged model: lower --lr)")
-            stats.test_loss = loss_statistics(losses, correct)
-            stats.test_accuracy = stats.test_loss["accuracy"]
-            k = self.config.train_stats_every
-            if (final and k >= 0) or (k > 0 and (stats.epoch + 1) % k == 0):
-                tr_losses, tr_correct = self._dataset_losses(self.train_data)
-                stats.train_loss_stats = loss_statistics(tr_losses, tr_correct)
-                stats.loss_ratios = loss_ratios(stats.test_loss, stats.train_loss_stats)
-
     # ------------------------------------------------------------------ checkpoints
-    def _components(self) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]]:
-        """The checkpoint's parts: ``{key: (save, restore)}``, restored in this order (the
-        global RNG last). The methods, record and packer are the core's one state."""
-
-        def attr(name: str) -> tuple[Callable[[], Any], Callable[[Any], None]]:
-            return (lambda: getattr(self, name), lambda value: setattr(self, name, value))
-
-        parts: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
-            name: (obj.state_dict, obj.load_state_dict) for name, obj in (
-                ("model", self.model), ("optimizer", self.optimizer),
-                ("scheduler", self.scheduler), ("scaler", self.scaler))}
-        parts["core"] = (self.core.state_dict, lambda state: self.core.load_state_dict(
-            state, device=self.device, reducer=False))
-        parts["aug_generator"] = (self.aug_generator.get_state,
-                                  lambda value: None if self.aug_generator.set_state(value)
-                                  else None)
-        parts["history"] = (lambda: self.history,
-                            lambda value: setattr(self, "history", list(value)))
-        parts["prep_time"] = attr("prep_time")
-        parts["prep_energy_j"] = attr("prep_energy_j")
-        parts["rng"] = (rng_state, set_rng_state)
-        return parts
-
-    # what differs between the ranks of a DDP run besides the core's own per-rank parts
-    _PER_RANK = ("aug_generator", "rng")
-    CHECKPOINT_FORMAT = 2
-
-    def _state(self, epoch: int, position: int | None, order: torch.Tensor | None,
-               stats: EpochStats | None) -> dict[str, Any]:
-        parts = {key: save() for key, (save, _) in self._components().items()}
-        state = {
-            "format": self.CHECKPOINT_FORMAT, "config": self.config.to_dict(), "epoch": epoch,
-            "position": position, "order": order, "world_size": self.dist.world_size,
-            "stats": None if stats is None else {**stats.to_dict(), "_loss_sum": 0.0},
-            **parts,
-        }
-        if self.dist.enabled:  # a collective: every rank saves at the same point
-            gathered: list[Any] = [None] * self.dist.world_size
-            torch.distributed.all_gather_object(gathered, {k: parts[k] for k in self._PER_RANK})
-            state["per_rank"] = gathered
-        return state
-
     def _save(self, epoch: int, position: int | None = None, order: torch.Tensor | None = None,
               stats: EpochStats | None = None) -> Path:
-        path = self.run_dir / "checkpoint.pt"
-        state = self._state(epoch, position, order, stats)
-        if self.dist.is_main:  # rank 0 writes
-            save_checkpoint(path, state)
-        return path
-
-    def _restore(self, state: dict[str, Any]
-                 ) -> tuple[int, int | None, torch.Tensor | None, EpochStats | None]:
-        saved = state.get("world_size", 1)
-        if saved != self.dist.world_size:
-            raise ValueError(f"the checkpoint was written by a run of {saved} process(es), this "
-                             f"one has {self.dist.world_size}: resume it with the same world "
-                             f"size (torchrun --nproc_per_node={saved} ...)")
-        if state.get("format") != self.CHECKPOINT_FORMAT:
-            raise ValueError(f"the checkpoint has format {state.get('format')!r}, written by "
-                             "an older thrifty; this one reads format "
-                             f"{self.CHECKPOINT_FORMAT}: start the run again (thrifty bench "
-                             "--fresh, or a new run folder)")
-        if self.dist.enabled:
-            state = {**state, **state["per_rank"][self.dist.rank]}
-        for key, (_, restore) in self._components().items():
-            restore(state[key])
-        stats = None
-        if state["stats"] is not None:
-            s = dict(state["stats"])
-            s.pop("train_time", None)
-            s.pop("_loss_sum", None)
-            stats = EpochStats(**s)
-        return state["epoch"], state["position"], state["order"], stats
+        return save_run(self, epoch, position, order, stats)
 
     # ------------------------------------------------------------------ the loop
     def _prepare_run_dir(self) -> None:
@@ -547,7 +444,7 @@ class Trainer:
         stats: EpochStats | None = None
         pool = self._prepare_pool()
         if self._resume_state is not None:
-            start_epoch, position, order, stats = self._restore(self._resume_state)
+            start_epoch, position, order, stats = restore_run(self, self._resume_state)
             self._resume_state = None
             self.log(f"resuming {self.run_dir} at epoch {start_epoch + 1}"
                      + (f", batch {position}" if position else ""))
@@ -686,6 +583,7 @@ class Trainer:
                         and not self.dist.enabled:  # under DDP: at the epoch's end
                     if self.energy_meter:
                         stats.energy_j += self.energy_meter.read() - energy0
+                    self.timer.flush()
                     path = self._save(epoch, position, order, stats)
                     raise TrainingInterrupted(self._stop_signal, path)
             for tb in self.core.finish_batches():
@@ -704,22 +602,13 @@ class Trainer:
             self.scheduler.step()
         stats.train_loss = self.core.last_loss_sum / max(stats.samples_trained, 1)
         stats.method = dict(self.core.diagnostics)
-        self._evaluate(stats, final=epoch == cfg.epochs - 1)
+        evaluate(self, stats, final=epoch == cfg.epochs - 1)
+        self.timer.flush()
         self.history.append(stats.to_dict())
         self._stats = None
-        self.log(self._summary(stats))
+        self.log(epoch_line(stats, self.config.epochs))
         if self.tracker is not None:
             self.tracker.log_epoch(self.history[-1])
         self._write_result("running")
         if cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
             self._save(epoch + 1)
-
-    def _summary(self, s: EpochStats) -> str:
-        t = s.time
-        return (f"epoch {s.epoch + 1:>3}/{self.config.epochs}  acc {100 * s.test_accuracy:6.2f}%"
-                f"  loss {s.train_loss:.4f}  lr {s.lr:.4g}  loaded {s.samples_loaded}"
-                f"  fwd {s.samples_forwarded}  trained {s.samples_trained}"
-                f"  steps {s.optimizer_steps}  train {s.train_time:.1f}s"
-                f" (data {t['data']:.1f} sel-fwd {t['selection_forward']:.1f}"
-                f" step {t['train_step']:.1f} sel {t['selection_logic']:.2f})"
-                f"  eval {t['evaluation']:.1f}s")

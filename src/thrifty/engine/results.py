@@ -79,3 +79,16 @@ def run_result(trainer: Any, status: str, error: str | None = None) -> dict[str,
     if t._bench is not None:
         result["bench"] = t._bench
     return result
+
+
+def epoch_line(s: Any, epochs: int) -> str:
+    """The one-line summary of an epoch (an :class:`~thrifty.engine.accounting.EpochStats`)
+    the engine prints."""
+    t = s.time
+    return (f"epoch {s.epoch + 1:>3}/{epochs}  acc {100 * s.test_accuracy:6.2f}%"
+            f"  loss {s.train_loss:.4f}  lr {s.lr:.4g}  loaded {s.samples_loaded}"
+            f"  fwd {s.samples_forwarded}  trained {s.samples_trained}"
+            f"  steps {s.optimizer_steps}  train {s.train_time:.1f}s"
+            f" (data {t['data']:.1f} sel-fwd {t['selection_forward']:.1f}"
+            f" step {t['train_step']:.1f} sel {t['selection_logic']:.2f})"
+            f"  eval {t['evaluation']:.1f}s")

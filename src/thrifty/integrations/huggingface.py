@@ -169,14 +169,15 @@ class ThriftyTrainer(transformers.Trainer):
         def at_progress(f: Any) -> Any:
             return lambda _step: f(round(progress(self.thrift, batch) * num_training_steps))
 
-        scheduler.lr_lambdas = [at_progress(f) for f in lambdas]
+        scheduler.lr_lambdas = [at_progress(f) for f in lambdas]  # type: ignore[attr-defined]
         return scheduler
 
-    def train(self, resume_from_checkpoint: str | bool | None = None,
-              **kwargs: Any) -> Any:
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial: Any = None,
+              ignore_keys_for_eval: list[str] | None = None) -> Any:
         """``transformers.Trainer.train``; ``resume_from_checkpoint`` (a folder, or
         ``True`` for the last one in ``output_dir``) also restores thrifty's state from the
         folder's ``thrifty.pt`` and continues with thrifty's next epoch."""
+        kwargs = {"trial": trial, "ignore_keys_for_eval": ignore_keys_for_eval}
         if resume_from_checkpoint is None or resume_from_checkpoint is False:
             return super().train(**kwargs)
         folder = get_last_checkpoint(self.args.output_dir) \

@@ -1,0 +1,57 @@
+"""The engine's evaluation: per-sample losses and correctness of a dataset (the test set
+after every epoch; the training set where ``train_stats_every`` asks), sharded under DDP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from thrifty.data import eval_view, iterate_batches
+from thrifty.engine.accounting import EpochStats
+from thrifty.engine.distributed import gather_in_order, shard
+from thrifty.metrics import loss_ratios, loss_statistics
+
+if TYPE_CHECKING:
+    from thrifty.engine.loop import Trainer
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss (or a test loss) became NaN or infinite."""
+
+
+@torch.no_grad()
+def dataset_losses(t: Trainer, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample losses and correctness of ``data`` under ``t``'s model (evaluation view,
+    eval mode, the run's autocast); under DDP each rank a share, every rank the whole."""
+    losses, correct = [], []
+    data = eval_view(data)  # no random crops for an on-disk training set
+    mine = shard(torch.arange(len(data)), t.dist)
+    for b in iterate_batches(data, mine.tolist(), t.config.eval_batch_size, device=t.device,
+                             num_workers=t.config.num_workers):
+        lo, lg = t._forward_eval(b.x, b.y)
+        losses.append(lo.cpu())
+        correct.append((lg.argmax(1) == b.y).cpu())
+    lo = torch.cat(losses) if losses else torch.empty(0)
+    co = torch.cat(correct) if correct else torch.empty(0, dtype=torch.bool)
+    return gather_in_order(lo, t.dist), gather_in_order(co, t.dist)
+
+
+def evaluate(t: Trainer, stats: EpochStats, final: bool) -> None:
+    """The test set's loss statistics and accuracy into ``stats`` (and the training set's
+    where ``train_stats_every`` asks); refuses non-finite test losses."""
+    with t.timer(stats, "evaluation"):
+        losses, correct = dataset_losses(t, t.test_data)
+        bad = int((~torch.isfinite(losses)).sum())
+        if bad:
+            raise NonFiniteLossError(
+                f"{bad} of {len(losses)} test samples give a NaN or infinite loss at epoch "
+                f"{stats.epoch + 1}: check the test inputs for NaN or infinite values "
+                "(or a diverged model: lower --lr)")
+        stats.test_loss = loss_statistics(losses, correct)
+        stats.test_accuracy = stats.test_loss["accuracy"]
+        k = t.config.train_stats_every
+        if (final and k >= 0) or (k > 0 and (stats.epoch + 1) % k == 0):
+            tr_losses, tr_correct = dataset_losses(t, t.train_data)
+            stats.train_loss_stats = loss_statistics(tr_losses, tr_correct)
+            stats.loss_ratios = loss_ratios(stats.test_loss, stats.train_loss_stats)
