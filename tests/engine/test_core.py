@@ -282,3 +282,48 @@ def test_the_core_is_what_the_drivers_share(tmp_path, digits):
                       **QUIET)
     assert isinstance(thrift.core, RunCore) and isinstance(trainer.core, RunCore)
     assert thrift.record is thrift.core.record and trainer.record is trainer.core.record
+
+
+@pytest.mark.parametrize("method,args", CASES[:2])
+def test_lightning_gives_the_own_loops_counts_and_weights(tmp_path, digits, method, args):
+    # samplers only: Lightning fetches one batch ahead of training it, so an in-batch
+    # selector's forward there sees the model one step older (README, Lightning)
+    L = pytest.importorskip("lightning.pytorch")
+    from thrifty.integrations.lightning import ThriftyCallback
+
+    model, own_model = _mlp(), _mlp()
+    own_counts, _, _ = _own_loop(digits, method, args, own_model)
+    cfg = make_config({"workload": "digits-mlp", "epochs": 3})
+    thrift = Thrift(method, Digits(digits[0]), epochs=3, batch_size=64, method_args=args,
+                    **QUIET)
+    counts = []
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def train_dataloader(self):
+            loader = DataLoader(thrift.dataset, batch_size=64, sampler=thrift.sampler)
+            return thrift.loader(loader, self.net)
+
+        def training_step(self, batch, batch_idx):
+            x, y, idx = batch
+            return thrift.loss(F.cross_entropy(self.net(x), y, reduction="none"), idx)
+
+        def on_train_epoch_end(self):
+            c = thrift.epoch_counts
+            counts.append((c["loaded"], c["forwarded"], c["trained"], c["steps"]))
+
+        def configure_optimizers(self):
+            opt = build_optimizer(self.net, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov,
+                                  cfg.weight_decay)
+            return {"optimizer": opt, "lr_scheduler": build_scheduler(opt, cfg.schedule, 3)}
+
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False,
+                        callbacks=[ThriftyCallback(thrift)], enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(Module())
+    assert counts == own_counts
+    a, b = own_model.state_dict(), model.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

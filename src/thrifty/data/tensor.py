@@ -125,6 +125,19 @@ class IndexedDataset(Dataset):
 
     def __getitem__(self, index: int):
         sample = self.dataset[index]
+        if type(sample) is tuple and len(sample) == 2:  # the common case, without ABC checks
+            return sample[0], sample[1], index
+        return self._indexed(sample, index)
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        """A batch's samples in one call (``DataLoader`` fetches through it)."""
+        ds = self.dataset
+        inner = getattr(ds, "__getitems__", None)
+        samples = inner(indices) if inner is not None else [ds[i] for i in indices]
+        return [(s[0], s[1], i) if type(s) is tuple and len(s) == 2 else self._indexed(s, i)
+                for s, i in zip(samples, indices)]
+
+    def _indexed(self, sample: Any, index: int) -> Any:
         if isinstance(sample, Mapping):
             return {**sample, self.index_key: index}
         if isinstance(sample, Sequence) and len(sample) == 2:

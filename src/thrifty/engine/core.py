@@ -111,6 +111,10 @@ class RunCore:
         services: the other :class:`~thrifty.engine.TrainContext` fields the driver offers
             (``score``, ``selection_pass``, ``model``, ``device``, ``run_dir``, ``log``,
             ``eval_batch_size``, ``progress``, ``config``, ``warmup``). Default none.
+        feedback: the driver gives the training losses back (:meth:`train_loss`), and an
+            epoch whose losses never came back is refused. Default ``True``; ``False`` for
+            a selector-only helper whose caller keeps its losses.
+        keyed: batches carry dataset indices (the record is kept). Default ``True``.
 
     Attributes:
         record: the per-sample record (exchanged across ranks once per epoch).
@@ -126,8 +130,10 @@ class RunCore:
                  epochs: int, batch_size: int, seed: int, forward: ForwardFn,
                  correct: CorrectFn | None = argmax_correct, dist: Dist | None = None,
                  classes: list[str] | None = None,
-                 services: dict[str, Any] | None = None) -> None:
+                 services: dict[str, Any] | None = None, feedback: bool = True,
+                 keyed: bool = True) -> None:
         self.pieces = pieces
+        self.feedback = feedback
         self.dist = dist or Dist()
         self.batch_size = batch_size
         self.record: SampleRecord = RecordLog(size, self.dist) if self.dist.enabled \
@@ -138,15 +144,18 @@ class RunCore:
                                 num_classes=num_classes, labels=labels, classes=classes,
                                 **(services or {}))
         self.packer = Packer(batch_size, pieces.selector.packing)
-        self.step = SelectionStep(pieces.selector, self.packer, self.record, forward,
-                                  correct=correct)
+        # keyed=False: batches carry positions, not dataset indices, so no record is kept
+        self.step = SelectionStep(pieces.selector, self.packer,
+                                  self.record if keyed else None, forward, correct=correct)
         self.epoch = -1
         self.epoch_done = True
         self.counts = dict.fromkeys(COUNT_KEYS, 0)
         self.epoch_counts = dict.fromkeys(COUNT_KEYS, 0)
         self.diagnostics: dict[str, float] = {}
         self.sync_info: dict[str, float] = {}
-        self._loss_sum: torch.Tensor | float = 0.0  # stays on the device during the epoch
+        # the epoch's (mean loss, samples) per step, on the device until loss_sum() reads them
+        self._losses: list[tuple[torch.Tensor, int]] = []
+        self._loss_base = 0.0
         self.last_loss_sum = 0.0  # the summed training loss of the epoch that ended last
         self._given = 0
         for piece in pieces:
@@ -157,7 +166,8 @@ class RunCore:
     def needs_feedback(self) -> bool:
         """Whether the training losses must come back (:meth:`train_loss`): a sampler that
         reads them, or an in-batch selector (its counts and stale losses)."""
-        return self.pieces.sampler.needs_train_losses or not self.pieces.selector.identity
+        return self.feedback and (self.pieces.sampler.needs_train_losses
+                                  or not self.pieces.selector.identity)
 
     def prepare(self, dataset: Any = None, *, reducer_state: dict[str, Any] | None = None
                 ) -> torch.Tensor:
@@ -216,13 +226,7 @@ class RunCore:
                 f"{self.ctx.epochs} epochs, or set the methods up with epochs={epoch + 1} or "
                 "more (Lightning: max_epochs; Hugging Face: num_train_epochs)")
         sampler = self.pieces.sampler
-        self.epoch = self.ctx.epoch = epoch
-        self.epoch_done = False
-        self.epoch_counts = dict.fromkeys(COUNT_KEYS, 0)
-        self._loss_sum = 0.0
-        self._given = 0  # training batches handed out this epoch
-        if isinstance(self.record, RecordLog):
-            self.record.begin()  # the state the epoch's record exchange starts from
+        self.begin_epoch(epoch)
         sampler.set_epoch(epoch)
         sampler.begin_epoch(self.ctx)
         order = torch.as_tensor(list(iter(sampler)), dtype=torch.long)
@@ -230,6 +234,17 @@ class RunCore:
             raise SelectionError(f"sampler {sampler.name!r} selected no samples for epoch "
                                  f"{epoch + 1}; check its ratio")
         return order
+
+    def begin_epoch(self, epoch: int) -> None:
+        """The epoch's bookkeeping without a sampler's order (:meth:`start_epoch` calls it;
+        a selector-only driver calls it alone)."""
+        self.epoch = self.ctx.epoch = epoch
+        self.epoch_done = False
+        self.epoch_counts = dict.fromkeys(COUNT_KEYS, 0)
+        self._losses, self._loss_base = [], 0.0
+        self._given = 0  # training batches handed out this epoch
+        if isinstance(self.record, RecordLog):
+            self.record.begin()  # the state the epoch's record exchange starts from
 
     def share(self, order: torch.Tensor) -> torch.Tensor:
         """This rank's part of an epoch's ``order``: every ``world_size``-th index from
@@ -301,13 +316,19 @@ class RunCore:
         n = len(idx)
         self.count("trained", n)
         self.count("steps", 1)
-        self._loss_sum = self._loss_sum + loss.detach().float() * n
+        self._losses.append((loss.detach(), n))
         return loss
 
     def loss_sum(self) -> float:
-        """The summed training loss of the epoch so far (one host copy: call it rarely)."""
-        value = self._loss_sum
-        return float(value.item()) if isinstance(value, torch.Tensor) else float(value)
+        """The summed training loss of the epoch so far (each step's mean loss times its
+        samples; one host copy: call it rarely)."""
+        if self._losses:
+            means = torch.stack([m.float() for m, _ in self._losses])
+            counts = torch.tensor([n for _, n in self._losses], dtype=torch.float32,
+                                  device=means.device)
+            self._loss_base += float((means * counts).sum().item())
+            self._losses = []
+        return self._loss_base
 
     def end_epoch(self) -> dict[str, float]:
         """End the current epoch: the record's pending updates applied and exchanged across
@@ -427,4 +448,4 @@ class RunCore:
         self.epoch_done = state["epoch_done"]
         self.counts = dict(state["counts"])
         self.epoch_counts = dict(state["epoch_counts"])
-        self._loss_sum = float(state.get("loss_sum", 0.0))
+        self._losses, self._loss_base = [], float(state.get("loss_sum", 0.0))

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from thrifty.engine.record import LOSS_KINDS, SampleRecord, Update
+from thrifty.engine.record import Flat, SampleRecord
 
 DEFAULT_TIMEOUT_S = 300
 
@@ -154,7 +154,7 @@ class RecordLog(SampleRecord):
     def __init__(self, size: int, d: Dist) -> None:
         super().__init__(size)
         self.dist = d
-        self._log: list[Update] = []
+        self._log: list[Flat] = []
         self._start: dict | None = None
 
     def begin(self) -> None:
@@ -165,9 +165,9 @@ class RecordLog(SampleRecord):
                                else v) for k, v in self.state_dict().items()}
             self._log = []
 
-    def _applied(self, updates: list[Update]) -> None:
+    def _applied(self, flat: Flat) -> None:
         if self.dist.enabled:
-            self._log.extend(updates)
+            self._log.append(flat)
 
     def exchange(self) -> int:
         """Make this rank's record every rank's: the epoch's start, then every rank's updates
@@ -175,32 +175,22 @@ class RecordLog(SampleRecord):
         if not self.dist.enabled:
             return 0
         self.flush()
-        log, self._log = self._log, []
-        idx = torch.cat([e.idx for e in log]) if log else torch.empty(0, dtype=torch.long)
-        loss = torch.cat([e.losses for e in log]) if log else torch.empty(0)
-        correct = torch.cat([e.correct.to(torch.int8) if e.correct is not None
-                             else torch.full((len(e.idx),), -1, dtype=torch.int8)
-                             for e in log]) if log else torch.empty(0, dtype=torch.int8)
-        # one row per update: size, epoch, trained, kind
-        meta = torch.tensor([[len(e.idx), e.epoch, int(e.trained), LOSS_KINDS.index(e.kind)]
-                             for e in log], dtype=torch.long).reshape(-1, 4)
-        parts = [gather_cat(t, self.dist) for t in (idx, loss, correct, meta)]
+        mine, self._log = Flat.cat(self._log), []
+        # correctness as int8: -1 where an update carried none
+        correct = torch.full((len(mine.idx),), -1, dtype=torch.int8)
+        if mine.correct is not None and mine.has_correct is not None:
+            correct[mine.has_correct] = mine.correct[mine.has_correct].to(torch.int8)
+        sent = (mine.idx, mine.losses, correct, mine.kind, mine.epoch,
+                mine.trained.to(torch.int8))
+        parts = [gather_cat(t, self.dist) for t in sent]
         if self._start is None:
             raise RuntimeError("RecordLog.exchange() without begin() at the epoch's start")
         self.load_state_dict(self._start)
         for r in range(self.dist.world_size):
-            self._replay(*(p[r] for p in parts))
-        return sum(t.numel() * t.element_size() for t in (idx, loss, correct, meta))
-
-    def _replay(self, idx: torch.Tensor, loss: torch.Tensor, correct: torch.Tensor,
-                meta: torch.Tensor) -> None:
-        start = 0
-        for size, epoch, trained, kind in meta.tolist():
-            sl = slice(start, start + size)
-            c = correct[sl]
-            self._apply(Update(idx[sl], loss[sl], None if (c < 0).any() else c.bool(),
-                               epoch, bool(trained), LOSS_KINDS[kind]))
-            start += size
+            idx, loss, c, kind, epoch, trained = (p[r] for p in parts)
+            has = c >= 0
+            self._apply(Flat(idx, loss, kind, epoch, trained.bool(), c.clamp(min=0).bool(), has))
+        return sum(t.numel() * t.element_size() for t in sent)
 
 
 def sync_optimizer(optimizer: torch.optim.Optimizer, steps: int, d: Dist,

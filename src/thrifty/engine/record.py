@@ -42,6 +42,39 @@ class Update(NamedTuple):
     kind: str
 
 
+class Flat(NamedTuple):
+    """Updates flattened per sample, in the order they were made (CPU tensors)."""
+
+    idx: torch.Tensor
+    losses: torch.Tensor
+    kind: torch.Tensor  # int8 codes, 1-based (LOSS_KINDS)
+    epoch: torch.Tensor  # int32
+    trained: torch.Tensor  # bool
+    correct: torch.Tensor | None  # bool, where has_correct
+    has_correct: torch.Tensor | None  # bool
+
+    @staticmethod
+    def cat(parts: list[Flat]) -> Flat:
+        """One :class:`Flat` of several, in order."""
+        if not parts:
+            e = torch.empty(0)
+            return Flat(e.long(), e, e.to(torch.int8), e.int(), e.bool(), None, None)
+        marks = any(p.correct is not None for p in parts)
+
+        def fill(p: Flat) -> tuple[torch.Tensor, torch.Tensor]:
+            if p.correct is None or p.has_correct is None:
+                z = torch.zeros(len(p.idx), dtype=torch.bool)
+                return z, z
+            return p.correct, p.has_correct
+
+        filled = [fill(p) for p in parts] if marks else []
+        return Flat(torch.cat([p.idx for p in parts]), torch.cat([p.losses for p in parts]),
+                    torch.cat([p.kind for p in parts]), torch.cat([p.epoch for p in parts]),
+                    torch.cat([p.trained for p in parts]),
+                    torch.cat([c for c, _ in filled]) if marks else None,
+                    torch.cat([h for _, h in filled]) if marks else None)
+
+
 class SampleRecord:
     """What is known about each training sample, keyed by its dataset index.
 
@@ -122,8 +155,10 @@ class SampleRecord:
                 ``trained``, else ``"probe"``.
         """
         kind = kind or ("train" if trained else "probe")
-        _kind_code(kind)
-        idx = torch.as_tensor(idx)
+        if kind not in LOSS_KINDS:
+            _kind_code(kind)  # raises with the kinds
+        if not isinstance(idx, torch.Tensor):
+            idx = torch.as_tensor(idx)
         if idx.dim() != 1 or losses.shape != idx.shape:
             raise ValueError(f"one loss per index: {tuple(idx.shape)} indices, losses of shape "
                              f"{tuple(losses.shape)}")
@@ -143,40 +178,71 @@ class SampleRecord:
             return
         pending, self._pending, self._pending_n = self._pending, [], 0
         device = pending[0].losses.device
-        losses = torch.cat([u.losses.float().reshape(-1).to(device) for u in pending]).cpu()
-        marks = [u.correct for u in pending if u.correct is not None]
-        correct = torch.cat([c.reshape(-1).to(device) for c in marks]).cpu() if marks else None
-        start = c_start = 0
-        applied = []
-        for u in pending:
-            n = len(u.idx)
-            c = None
-            if u.correct is not None and correct is not None:
-                c = correct[c_start:c_start + n]
-                c_start += n
-            done = Update(u.idx.cpu(), losses[start:start + n], c, u.epoch, u.trained, u.kind)
-            self._apply(done)
-            applied.append(done)
-            start += n
-        self._applied(applied)
+        sizes = torch.tensor([len(u.idx) for u in pending])
 
-    def _apply(self, u: Update) -> None:
-        if len(u.idx) and (int(u.idx.min()) < 0 or int(u.idx.max()) >= self.size):
-            raise IndexError(f"record update for dataset index {int(u.idx.min())}.."
-                             f"{int(u.idx.max())}, outside 0..{self.size - 1}: give the "
-                             "batch's dataset indices (the last element of a thrifty batch)")
+        def per_sample(values: list[int]) -> torch.Tensor:
+            return torch.repeat_interleave(torch.tensor(values), sizes)
+
+        marks = [u.correct is not None for u in pending]
+        correct = None
+        if any(marks):
+            correct = torch.cat([u.correct.reshape(-1).to(device, torch.bool)
+                                 if u.correct is not None
+                                 else torch.zeros(len(u.idx), dtype=torch.bool, device=device)
+                                 for u in pending]).cpu()
+        flat = Flat(torch.cat([u.idx for u in pending]).cpu(),
+                    torch.cat([u.losses.reshape(-1).to(device) for u in pending]).float().cpu(),
+                    per_sample([_kind_code(u.kind) for u in pending]).to(torch.int8),
+                    per_sample([u.epoch for u in pending]).to(torch.int32),
+                    per_sample([int(u.trained) for u in pending]).bool(),
+                    correct, per_sample([int(m) for m in marks]).bool() if correct is not None
+                    else None)
+        self._apply(flat)
+        self._applied(flat)
+
+    def _apply(self, f: Flat) -> None:
+        """Apply the updates in ``f`` as if one after the other, in one vectorised pass:
+        for each sample the last update wins; the times counters add every update (a
+        sample twice in one batch, a packer's carried copy, counts twice)."""
+        idx = f.idx
+        if not len(idx):
+            return
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= self.size:
+            raise IndexError(f"record update for dataset index {lo}..{hi}, outside "
+                             f"0..{self.size - 1}: give the batch's dataset indices (the last "
+                             "element of a thrifty batch)")
+        pos = torch.arange(len(idx))
+
+        def last(mask: torch.Tensor | None = None) -> torch.Tensor:
+            """Positions of each sample's last update (among ``mask``)."""
+            p = pos if mask is None else pos[mask]
+            i = idx if mask is None else idx[mask]
+            at = torch.full((self.size,), -1, dtype=torch.long).scatter_reduce_(
+                0, i, p, reduce="amax")
+            return at[at >= 0]
+
         d = self._data
-        d["loss"][u.idx] = u.losses
-        self._by_kind[u.kind][u.idx] = u.losses
-        d["loss_kind"][u.idx] = _kind_code(u.kind)
-        d["loss_epoch"][u.idx] = u.epoch
-        if u.correct is not None:
-            d["correct"][u.idx] = u.correct.bool()
-        # index_add: a sample twice in one batch (a packer's carried copy) counts twice
-        times = d["times_trained" if u.trained else "times_forwarded"]
-        times.index_add_(0, u.idx, torch.ones(len(u.idx), dtype=times.dtype))
+        sel = last()
+        at = idx[sel]
+        d["loss"][at] = f.losses[sel]
+        d["loss_kind"][at] = f.kind[sel]
+        d["loss_epoch"][at] = f.epoch[sel]
+        kinds = f.kind.unique().tolist()
+        for code in kinds:
+            k = sel if len(kinds) == 1 else last(f.kind == code)
+            self._by_kind[LOSS_KINDS[code - 1]][idx[k]] = f.losses[k]
+        if f.correct is not None and f.has_correct is not None:
+            c = sel if bool(f.has_correct.all()) else last(f.has_correct)
+            d["correct"][idx[c]] = f.correct[c]
+        for flag, name in ((True, "times_trained"), (False, "times_forwarded")):
+            m = f.trained if flag else ~f.trained
+            n = int(m.sum())
+            if n:
+                d[name].index_add_(0, idx if n == len(idx) else idx[m],
+                                   torch.ones(n, dtype=d[name].dtype))
 
-    def _applied(self, updates: list[Update]) -> None:
+    def _applied(self, flat: Flat) -> None:
         """Called with the updates just applied, on the CPU (the DDP log keeps them)."""
 
     def losses(self, idx: torch.Tensor, kind: str | None = None) -> torch.Tensor:

@@ -36,6 +36,9 @@ class BatchFormat:
 
     def split(self, batch: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """``(input, target, index)`` of a batch; the index as a CPU long tensor."""
+        if type(batch) in (tuple, list) and len(batch) == 3:  # without ABC checks
+            x, y, idx = batch
+            return x, y, torch.as_tensor(idx).long().cpu()
         if isinstance(batch, Mapping):
             missing = [k for k in (self.target_key, self.index_key) if k not in batch]
             if missing:

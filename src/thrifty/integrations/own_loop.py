@@ -37,6 +37,7 @@ rank that stepped most.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -279,9 +280,10 @@ class Thrift:
         self.framework_epoch: Callable[[], int] | None = None
         self._given = self._trained_batches = 0  # batches of this epoch given / trained
         self._recent: deque[Any] = deque(maxlen=8)
-        # per sample: batches given out holding it whose losses have not come back (a
-        # sample carried over by a packer may be in two of them)
-        self._outstanding = torch.zeros(n, dtype=torch.int32)
+        self._carrier = 0  # the id of the batch whose losses came back last
+        # the index tensors of batches given out whose losses have not come back, by id
+        # (the loop gives the same tensor back: O(1); any equal tensor is accepted too)
+        self._outstanding: dict[int, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ views of the core
     @property
@@ -360,7 +362,7 @@ class Thrift:
         self._share = self.core.share(self._order)
         self._given = self._trained_batches = 0
         self._recent.clear()
-        self._outstanding.zero_()
+        self._outstanding.clear()
         self._taken = False
 
     def end_epoch(self) -> dict[str, float]:
@@ -436,31 +438,8 @@ class Thrift:
 
     def _batches(self, loader: Iterable[Any]) -> Iterator[Any]:
         core, fmt = self.core, self.format
-        first: list[int] = []
-
-        def size(batch: Any) -> int:
-            n = len(fmt.split(batch)[2])
-            first.append(n)
-            return n
-
-        def merge(a: Any, b: Any) -> Any:
-            (xa, ya, ia), (xb, yb, ib) = fmt.split(a), fmt.split(b)
-            return fmt.join(cat_rows([xa, xb]), cat_rows([ya, yb]), torch.cat([ia, ib]),
-                            like=a)
-
-        it = iter(loader)
-        head = next(it, None)
-        if head is None:
-            return
-        width = len(fmt.split(head)[2])  # the loader's batch size
-        merges = core.tail_merges(len(self._order) if self._order is not None else 0, width)
-
-        def chain() -> Iterator[Any]:
-            yield head
-            yield from it
-
         like: Any = None
-        for batch in without_small_tail(chain(), size, merge, width, merges):
+        for batch in self._whole_batches(loader):
             x, y, idx = fmt.split(batch)
             if self.pieces.selector.identity:
                 core.count("loaded", len(idx))
@@ -475,9 +454,34 @@ class Thrift:
         for ready in core.finish_batches():
             yield self._give(fmt.join(*ready, like=like), ready.idx)
 
+    def _whole_batches(self, loader: Iterable[Any]) -> Iterator[Any]:
+        """The loader's batches; a short last one (:meth:`RunCore.tail_merges`) joined to
+        the one before it. The loader's batch size is read from its first batch."""
+        fmt = self.format
+        it = iter(loader)
+        head = next(it, None)
+        if head is None:
+            return
+        width = len(fmt.split(head)[2])
+        share = len(self._share) if self._share is not None else 0
+        merges = self._order is not None and share > width and share % width > 0 \
+            and self.core.tail_merges(len(self._order), width)
+        if not merges:
+            yield head
+            yield from it
+            return
+
+        def merge(a: Any, b: Any) -> Any:
+            (xa, ya, ia), (xb, yb, ib) = fmt.split(a), fmt.split(b)
+            return fmt.join(cat_rows([xa, xb]), cat_rows([ya, yb]), torch.cat([ia, ib]),
+                            like=a)
+
+        yield from without_small_tail(itertools.chain([head], it),
+                                      lambda b: len(fmt.split(b)[2]), merge, width, True)
+
     def _give(self, batch: Any, idx: torch.Tensor) -> Any:
         self._given += 1
-        self._outstanding.index_add_(0, idx, torch.ones(len(idx), dtype=torch.int32))
+        self._outstanding[id(idx)] = idx
         self._recent.append(batch)
         return batch
 
@@ -489,7 +493,7 @@ class Thrift:
         self.core.count("loaded", len(idx))
         self.core._given += 1
         self._given += 1
-        self._outstanding.index_add_(0, idx, torch.ones(len(idx), dtype=torch.int32))
+        self._outstanding[id(idx)] = idx
 
     def loader(self, loader: Iterable[Any], model: nn.Module) -> ThriftLoader:
         """An iterable whose every pass is one :meth:`epoch` over ``loader``: what a
@@ -513,14 +517,14 @@ class Thrift:
             output: the logits, to record correctness (ASSIST, LILAC). Default ``None``.
             targets: the labels for that. Default ``None``.
         """
-        idx = torch.as_tensor(idx)
+        if not isinstance(idx, torch.Tensor):
+            idx = torch.as_tensor(idx)
         if idx.is_floating_point() or idx.dim() != 1:
             raise ValueError(f"thrift.loss takes the batch's dataset indices (a 1-D integer "
                              f"tensor, the last element of the batch), got {idx.dtype} of "
                              f"shape {tuple(idx.shape)}")
         idx = idx.long().cpu()
-        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(self._outstanding)
-                         or not self._carried(idx)):
+        if not self._carried(idx):
             raise ValueError(
                 "thrift.loss got indices that no batch of this epoch carried, or whose "
                 "losses already came back: pass each batch's own index tensor (the last "
@@ -528,14 +532,22 @@ class Thrift:
         correct = None if output is None or targets is None else argmax_correct(
             output.detach(), targets)
         loss = self.core.train_loss(losses, idx, correct=correct)
-        self._outstanding.index_add_(0, idx, torch.full((len(idx),), -1, dtype=torch.int32))
+        self._outstanding.pop(self._carrier, None)
         self._trained_batches += 1
         return loss
 
     def _carried(self, idx: torch.Tensor) -> bool:
-        """Whether batches given out and not yet trained hold every sample of ``idx``."""
-        uniq, times = idx.unique(return_counts=True)
-        return bool((self._outstanding[uniq] >= times).all())
+        """Whether a batch given out and not yet trained carried exactly ``idx`` (the same
+        tensor, or an equal one); remembers which, in ``_carrier``."""
+        key = id(idx)
+        if key in self._outstanding:
+            self._carrier = key
+            return True
+        for key, given in self._outstanding.items():
+            if given.shape == idx.shape and torch.equal(given, idx):
+                self._carrier = key
+                return True
+        return False
 
     # ------------------------------------------------------------------ services
     def _forward(self, x: Any, y: torch.Tensor, mode: str) -> tuple[torch.Tensor, Any]:

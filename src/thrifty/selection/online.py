@@ -8,11 +8,15 @@
             loss_fn(model(xb), yb).backward()
             opt.step()
 
-The helper runs the engine's own selection step (:class:`~thrifty.engine.SelectionStep`):
-the no-grad selection forward in the selector's ``filter_mode`` (eval by default), the
-record, the selector's choice, and the packing of the chosen samples into full training
-batches, which it yields. For finer control call :meth:`step` per
-loader batch and :meth:`end_epoch` at the end of each epoch.
+The helper is a few lines over the engine's run-time core
+(:class:`~thrifty.engine.core.RunCore`): the no-grad selection forward in the selector's
+``filter_mode`` (eval by default), the record, the selector's choice, and the packing of
+the chosen samples into full training batches, which it yields. For finer control call
+:meth:`step` per loader batch and :meth:`end_epoch` at the end of each epoch.
+
+It is the selector-only helper of earlier versions: your training losses are not seen.
+:class:`thrifty.Thrift` runs the whole protocol (the training losses fed back, any method
+of any place, DDP, exact resume) in the same loop.
 """
 
 from __future__ import annotations
@@ -24,11 +28,10 @@ import torch
 from torch import nn
 
 from thrifty.data.tensor import Batch
+from thrifty.engine.core import RunCore
 from thrifty.engine.forward import LossFn, cross_entropy_losses, no_grad_forward
-from thrifty.engine.interfaces import BatchSelector, TrainContext
-from thrifty.engine.packing import Packer
-from thrifty.engine.record import SampleRecord
-from thrifty.engine.step import SelectionStep, argmax_correct
+from thrifty.engine.interfaces import BatchSelector, EpochSampler, Pieces, Reducer
+from thrifty.engine.step import argmax_correct
 
 
 class OnlineSelection:
@@ -59,23 +62,46 @@ class OnlineSelection:
             raise ValueError(f"{selector.name!r} reuses stored losses between selection "
                              "forwards: pass num_samples=len(train_set) and idx= to step()")
         self.selector = selector
-        self.packer = Packer(batch_size, selector.packing)
-        self.record = SampleRecord(num_samples) if num_samples else None
         self.loss_fn = loss_fn or cross_entropy_losses
-        self.epoch = 0
-        self.forwarded = self.selected = self.trained = 0
-        self.diagnostics: dict[str, float] = {}
-        self.ctx = TrainContext(
-            epoch=0, epochs=epochs, record=self.record, batch_size=batch_size, seed=seed,
-            generator=torch.Generator().manual_seed(seed), num_classes=0,
-            labels=torch.empty(0, dtype=torch.long))
+        n = num_samples or 1
+        # the number of samples, when known (ASSIST's first patience reads it)
+        labels = torch.full((num_samples or 0,), -1, dtype=torch.long)
+        everything = Reducer().fit(labels)  # no reducer, no sampler: the loop loads
+        self.core = RunCore(Pieces(everything, EpochSampler(), selector), size=n,
+                            labels=labels, num_classes=0,
+                            epochs=epochs, batch_size=batch_size, seed=seed,
+                            forward=self._forward,
+                            correct=argmax_correct if loss_fn is None else None,
+                            feedback=False, keyed=num_samples is not None)
+        self.core.generator.manual_seed(seed)  # this helper's draws, as before the core
+        self.keyed = num_samples is not None
+        self.packer, self.ctx = self.core.packer, self.core.ctx
+        self.record = self.core.record if self.keyed else None
+        self.trained = 0
         self._model: nn.Module | None = None
-        self._step = SelectionStep(selector, self.packer, self.record, self._forward,
-                                   correct=argmax_correct if loss_fn is None else None)
         selector.setup(self.ctx)
+
+    @property
+    def epoch(self) -> int:
+        """Epochs ended so far (the current epoch's number)."""
+        return self.core.epoch + (1 if self.core.epoch_done else 0) if self.core.epoch >= 0 \
+            else 0
+
+    @property
+    def forwarded(self) -> int:
+        return self.core.counts["forwarded"]
+
+    @property
+    def selected(self) -> int:
+        return self.core.counts["selected"]
+
+    @property
+    def diagnostics(self) -> dict[str, float]:
+        return self.core.diagnostics
 
     def _forward(self, x: torch.Tensor, y: torch.Tensor, mode: str
                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self._model is not None  # step() sets it
         losses, logits = no_grad_forward(self._model, x, y, mode=mode, loss_fn=self.loss_fn)
         return losses.float().cpu(), logits
 
@@ -89,28 +115,25 @@ class OnlineSelection:
             idx: dataset indices of the batch (any integer tensor or list). Required when
                 ``num_samples`` was given. Default ``None``.
         """
-        n = len(y)
-        if self.record is not None and idx is None:
+        if self.keyed and idx is None:
             raise ValueError("OnlineSelection keeps per-sample losses: pass idx= (the dataset "
                              "indices of the batch) to step()")
-        key = torch.arange(n) if idx is None else torch.as_tensor(idx).long().cpu()
-        self._model = model
-        self.ctx.model = model
-        done = self._step(Batch(x, y, key), self.ctx)
-        self.forwarded += done.forwarded
-        self.selected += done.selected
-        for b in done.ready:
+        if self.core.epoch_done:
+            self.core.begin_epoch(self.epoch)
+        key = torch.arange(len(y)) if idx is None else torch.as_tensor(idx).long().cpu()
+        self._model = self.ctx.model = model
+        for b in self.core.select(Batch(x, y, key)):
             self.trained += len(b.y)
             yield b.x, b.y
 
     def end_epoch(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Apply the selector's end-of-epoch packing rule, start the next epoch, and return
-        the remaining training batches (empty unless the rule is ``"flush"``)."""
-        out = [(b.x, b.y) for b in self.packer.end_epoch()]
+        """Apply the selector's end-of-epoch packing rule, end the epoch, and return the
+        remaining training batches (empty unless the rule is ``"flush"``)."""
+        if self.core.epoch_done:
+            self.core.begin_epoch(self.epoch)
+        out = [(b.x, b.y) for b in self.core.finish_batches()]
         self.trained += sum(len(y) for _, y in out)
-        self.diagnostics = self.selector.epoch_diagnostics()
-        self.epoch += 1
-        self.ctx.epoch = self.epoch
+        self.core.end_epoch()
         return out
 
     def batches(self, model: nn.Module, loader: Iterable[Any]
@@ -128,19 +151,12 @@ class OnlineSelection:
         yield from self.end_epoch()
 
     def state_dict(self) -> dict[str, Any]:
-        """Checkpointable state (``torch.load(weights_only=True)`` reads it back)."""
-        return {"selector": self.selector.state_dict(), "packer": self.packer.state_dict(),
-                "record": None if self.record is None else self.record.state_dict(),
-                "generator": self.ctx.generator.get_state(), "epoch": self.epoch,
-                "counters": [self.forwarded, self.selected, self.trained]}
+        """Checkpointable state (``torch.load(weights_only=True)`` reads it back): the
+        core's, and the samples yielded."""
+        return {"core": self.core.state_dict(), "trained": self.trained}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu"
                         ) -> None:
         """Restore :meth:`state_dict`; pending samples go to ``device`` (default CPU)."""
-        self.selector.load_state_dict(state["selector"])
-        self.packer.load_state_dict(state["packer"], device)
-        if self.record is not None:
-            self.record.load_state_dict(state["record"])
-        self.ctx.generator.set_state(state["generator"])
-        self.epoch = self.ctx.epoch = state["epoch"]
-        self.forwarded, self.selected, self.trained = state["counters"]
+        self.core.load_state_dict(state["core"], device=device)
+        self.trained = state["trained"]
