@@ -97,3 +97,45 @@ def test_the_context_is_typed_and_hides_the_driver():
     for name in ("model", "device", "record", "score", "selection_pass", "run_dir", "log",
                  "labels", "classes", "epoch", "num_classes", "warmup"):
         assert name in fields
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """The engine modules a file imports when it runs (function-level imports included,
+    ``if TYPE_CHECKING:`` blocks left out)."""
+    tree = ast.parse(path.read_text())
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            skipped |= {id(n) for b in node.body for n in ast.walk(b)}
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.startswith("thrifty.engine."):
+            out.add(node.module.split(".")[2])
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[2] for a in node.names
+                    if a.name.startswith("thrifty.engine.")}
+    return out
+
+
+def test_no_circle_between_engine_files():
+    graph = {p.stem: _runtime_imports(p) - {p.stem} for p in _files("engine")
+             if p.stem != "__init__"}
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), list(graph.get(start, ()))
+        while todo:
+            m = todo.pop()
+            if m not in seen:
+                seen.add(m)
+                todo += list(graph.get(m, ()))
+        return seen
+
+    assert [m for m in graph if m in reach(m)] == []
+    assert "core" in graph["loop"] and "loop" not in reach("core")
+
+
+def test_the_engine_loop_stays_small():
+    assert len((SRC / "engine" / "loop.py").read_text().splitlines()) <= 500

@@ -14,12 +14,10 @@ the core's; this module adds the model, optimizer, data, evaluation and files.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
 import signal
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,15 +30,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from thrifty.data import Batch, eval_view, iterate_batches
+from thrifty.data import Batch, iterate_batches
 from thrifty.engine.accounting import EpochStats, PhaseTimer
 from thrifty.engine.assembly import assemble
 from thrifty.engine.checkpoint import (
     load_checkpoint,
-    rng_state,
     save_checkpoint,
     seed_everything,
-    set_rng_state,
     write_json,
 )
 from thrifty.engine.config import RunConfig
@@ -50,19 +46,17 @@ from thrifty.engine.distributed import (
     agree,
     broadcast_object,
     from_environment,
-    gather_in_order,
-    shard,
     sync_optimizer,
 )
 from thrifty.engine.evaluation import NonFiniteLossError, dataset_losses, evaluate
-from thrifty.engine.forward import no_grad_forward
 from thrifty.engine.interfaces import BatchSelector, EpochSampler, Reducer
 from thrifty.engine.optim import build_optimizer, build_scheduler
+from thrifty.engine.passes import NoGradPasses
 from thrifty.engine.results import epoch_line, run_result
 from thrifty.engine.run_state import restore_run, save_run
 from thrifty.engine.runtime import environment, resolve_amp, resolve_device
 from thrifty.engine.signals import TrainingInterrupted, stop_requests
-from thrifty.engine.step import argmax_correct
+from thrifty.engine.snapshot import train_copy
 from thrifty.metrics import loss_statistics
 from thrifty.metrics.energy import make_energy_meter
 from thrifty.utils.locks import FolderLock
@@ -70,8 +64,6 @@ from thrifty.utils.locks import FolderLock
 __all__ = ["NonFiniteLossError", "Trainer", "TrainingInterrupted", "environment",
            "resolve_amp", "resolve_device"]
 
-# Test samples the snapshot warm-up evaluates on (its accuracy is informational only).
-WARMUP_TEST_LIMIT = 2000
 # Training steps between two checks that the loss is finite (each check is one host copy).
 FINITE_CHECK_EVERY = 32
 
@@ -79,7 +71,7 @@ FINITE_CHECK_EVERY = 32
 Hook = Callable[["Trainer"], None]
 
 
-class Trainer:
+class Trainer(NoGradPasses):
     """Train one model with optional data reduction, counting every unit of work.
 
     Args:
@@ -174,51 +166,10 @@ class Trainer:
         self._environment = environment(self.device)  # once per run: it asks git
 
     def _warmup(self, model: nn.Module, epochs: int) -> tuple[nn.Module, dict[str, Any]]:
-        return type(self).warm_up(self.config, model, self.train_data, self.test_data,
-                                  epochs, device=self.device,
-                                  progress=bool(self.config.progress) and self.dist.is_main,
-                                  log=self.log)
-
-    @classmethod
-    def warm_up(cls, config: RunConfig, model: nn.Module, train: Any, test: Any, epochs: int,
-                *, device: torch.device | str = "cpu", progress: bool = True,
-                log: Callable[[str], None] | None = None) -> tuple[nn.Module, dict[str, Any]]:
-        """Train ``model`` (in place) for ``epochs`` with ``config``'s recipe and no method.
-
-        The run is written to a temporary folder that is deleted afterwards (no periodic
-        checkpoints, no train-set statistics), evaluated on at most
-        :data:`WARMUP_TEST_LIMIT` test samples, and the global RNG state is restored
-        afterwards, so whatever calls it continues as if it had not run.
-
-        Args:
-            config: the run's config (recipe, model, batch size, seed).
-            model: the model to train (its initial weights).
-            train, test: the datasets.
-            epochs: warm-up epochs (at least 1).
-            device: where to train. Default CPU.
-            progress: progress bars. Default ``True``.
-            log: prints each epoch's line, prefixed with ``snapshot warm-up:``. Default
-                ``None``: ``print``.
-
-        Returns:
-            ``(model, result)``: the trained model and the warm-up run's result dict.
-        """
-        say = log or print
-        with tempfile.TemporaryDirectory(prefix="thrifty-snapshot-") as tmp:
-            cfg = dataclasses.replace(
-                config, epochs=epochs, method=[], method_args={}, checkpoint_every=0,
-                train_stats_every=-1, out_dir=tmp, run_name="snapshot", train_limit=None,
-                test_limit=min(config.test_limit or WARMUP_TEST_LIMIT, WARMUP_TEST_LIMIT,
-                               len(test)),
-                device=str(device), progress=progress)
-            saved_rng = rng_state()
-            try:
-                warm = cls(cfg, train=train, test=test, model=model, distributed=False,
-                           log=lambda s: say(f"snapshot warm-up: {s}"))
-                result = warm.fit()
-            finally:
-                set_rng_state(saved_rng)
-        return warm.model, result
+        """``ctx.warmup``: a warm-up copy of ``model`` trained with this run's recipe."""
+        return train_copy(type(self), self.config, model, self.train_data, self.test_data,
+                          epochs, device=self.device, log=self.log,
+                          progress=bool(self.config.progress) and self.dist.is_main)
 
     # ------------------------------------------------------------------ public API
     @classmethod
@@ -265,85 +216,6 @@ class Trainer:
             finally:
                 if self._lock is not None:
                     self._lock.release()
-
-    # ------------------------------------------------------------------ forward passes
-    def _autocast_at(self, dtype: torch.dtype | None) -> Any:
-        return contextlib.nullcontext() if dtype is None \
-            else torch.autocast(self.device.type, dtype=dtype)
-
-    def _autocast(self) -> Any:
-        return self._autocast_at(self.amp_dtype)
-
-    def _selection_autocast(self) -> Any:
-        return self._autocast_at(self.selection_amp_dtype)
-
-    def _forward_select(self, x: torch.Tensor, y: torch.Tensor, mode: str = "eval"
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The selection forward: :meth:`_forward_eval` at ``selection_amp``'s precision."""
-        return no_grad_forward(self.model, x, y, mode=mode, autocast=self._selection_autocast)
-
-    def _forward_eval(self, x: torch.Tensor, y: torch.Tensor, mode: str = "eval"
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        """No-grad forward of the run's model under its autocast; see
-        :func:`~thrifty.engine.forward.no_grad_forward` (``mode``: ``"eval"`` or the
-        selector's ``"train"``)."""
-        return no_grad_forward(self.model, x, y, mode=mode, autocast=self._autocast)
-
-    def selection_pass(self, indices: torch.Tensor, fn: Callable[[Batch], Any], *,
-                       forwards: int = 1, count: bool = True) -> list[Any]:
-        """Counted selection work over training samples by dataset index.
-
-        Cuts ``indices`` into batches of ``config.eval_batch_size`` from the evaluation view
-        of the training set (no augmentation) and returns ``[fn(batch) for each batch]``.
-        ``fn`` runs without gradient, under the selection forward's autocast
-        (``selection_amp``), with the model in eval mode (its mode is restored after). Each
-        batch adds ``forwards * len(batch)`` to the epoch's ``samples_forwarded`` and its time
-        (data loading excluded) to the ``selection_forward`` phase.
-
-        Args:
-            indices: dataset indices (CPU long tensor), visited in order.
-            fn: ``fn(batch) -> value`` for a :class:`~thrifty.data.Batch` on the device.
-            forwards: forward passes ``fn`` makes per sample (CAPER's clean + noisy
-                input: 2). Default 1.
-            count: count the work. Default ``True``; under DDP every rank makes the whole
-                pass (the same on every rank) and counts it: the work done.
-        """
-        stats = self._stats
-        out: list[Any] = []
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            for b in iterate_batches(eval_view(self.train_data), indices.tolist(),
-                                     self.config.eval_batch_size, device=self.device,
-                                     num_workers=self.config.num_workers):
-                t0 = time.perf_counter()
-                with torch.no_grad(), self._selection_autocast():
-                    out.append(fn(b))
-                if stats is not None and count:
-                    self.core.count("forwarded", forwards * len(b.idx))
-                    stats.time["selection_forward"] += time.perf_counter() - t0
-        finally:
-            self.model.train(was_training)
-        if stats is not None:
-            self._fill_counts(stats)
-        return out
-
-    def score(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Selection forward over training samples ``indices`` (no augmentation, eval mode):
-        returns CPU ``(losses, logits)``, stores them in the record, counts them as
-        selection work. Under DDP each rank scores its share, and all get the whole."""
-
-        def forward(b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-            lo, lg = self._forward_select(b.x, b.y)
-            self.record.update(b.idx, lo, argmax_correct(lg, b.y), self.ctx.epoch,
-                               trained=False, kind="score")
-            return lo.cpu(), lg.float().cpu()
-
-        parts = self.selection_pass(shard(indices, self.dist), forward)
-        losses = torch.cat([p[0] for p in parts]) if parts else torch.empty(0)
-        logits = torch.cat([p[1] for p in parts]) if parts \
-            else torch.empty(0, self.num_classes)
-        return gather_in_order(losses, self.dist), gather_in_order(logits, self.dist)
 
     def _train_step(self, batch: Batch, stats: EpochStats) -> None:
         with self.timer(stats, "train_step"):
