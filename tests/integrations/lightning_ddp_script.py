@@ -7,39 +7,14 @@ import sys
 
 import lightning.pytorch as L
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from thrifty import Thrift
 from thrifty.data import load_digits
 from thrifty.integrations.lightning import ThriftyCallback
 
-
-class Model(L.LightningModule):
-    def __init__(self, thrift):
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-        self.thrift, self.trained = thrift, []
-
-    def forward(self, x):
-        return self.net(x)
-
-    def train_dataloader(self):
-        loader = DataLoader(self.thrift.dataset, batch_size=32, sampler=self.thrift.sampler)
-        return self.thrift.loader(loader, self)
-
-    def on_train_epoch_start(self):
-        self.trained.append([])
-
-    def training_step(self, batch, batch_idx):
-        x, y, idx = batch
-        self.trained[-1] += idx.tolist()
-        return self.thrift.loss(F.cross_entropy(self(x), y, reduction="none"), idx)
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_lightning import Model  # noqa: E402  (the module of the single-process tests)
 
 
 def main(method, out):

@@ -6,36 +6,22 @@ the same weights and optimizer state."""
 
 from __future__ import annotations
 
-import datetime
-import os
-import socket
-import time
 import traceback
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
+from ranks import join_group, run_ranks
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 WORLD = 2
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank, port, method, args, queue):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD,
-                            timeout=datetime.timedelta(seconds=60))
+    join_group(rank, port, WORLD)
     report: dict = {"rank": rank}
     try:
         from thrifty import Thrift
@@ -78,18 +64,7 @@ def _worker(rank, port, method, args, queue):
 
 
 def _run(method, args, timeout=120):
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    port = _port()
-    procs = [ctx.Process(target=_worker, args=(r, port, method, args, queue))
-             for r in range(WORLD)]
-    t0 = time.monotonic()
-    for p in procs:
-        p.start()
-    reports = [queue.get(timeout=timeout) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
-    return sorted(reports, key=lambda r: r["rank"]), time.monotonic() - t0
+    return run_ranks(_worker, (method, args), WORLD, timeout)
 
 
 @pytest.mark.parametrize("method,args", [
