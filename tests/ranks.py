@@ -7,7 +7,9 @@ import datetime
 import os
 import socket
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -45,3 +47,20 @@ def run_ranks(worker: Callable[..., None], args: tuple[Any, ...], world: int = 2
     for p in procs:
         p.join(timeout=30)
     return sorted(reports, key=lambda r: r["rank"]), time.monotonic() - t0
+
+
+@contextmanager
+def reporting(rank: int, queue: Any) -> Iterator[dict[str, Any]]:
+    """In a worker: the rank's report, put on ``queue`` however the work ends (an exception
+    goes in as ``error`` and ``traceback``), then the process group destroyed. Arrays go
+    in as numpy copies: tensors would be shared through the sender's memory, gone once it
+    exits."""
+    report: dict[str, Any] = {"rank": rank}
+    try:
+        yield report
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        report["error"] = f"{type(exc).__name__}: {exc}"
+        report["traceback"] = traceback.format_exc()
+    finally:
+        queue.put(report)
+        dist.destroy_process_group()

@@ -4,13 +4,11 @@ ending the run on both, and an exact resume with the same world size."""
 
 from __future__ import annotations
 
-import traceback
-
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-from ranks import join_group, run_ranks
+from ranks import join_group, reporting, run_ranks
 
 from thrifty.engine import EpochSampler, Trainer, TrainingInterrupted, make_config
 
@@ -34,8 +32,7 @@ class FailsOnRankOne(EpochSampler):
 
 def _worker(rank, port, out, case, queue):
     join_group(rank, port, WORLD)
-    report = {"rank": rank}
-    try:
+    with reporting(rank, queue) as report:
         kind, kw = case
         if kind == "resume":
             trainer = Trainer.resume(out / "ddp", log=lambda s: None)
@@ -78,12 +75,6 @@ def _worker(rank, port, out, case, queue):
             sync=0 if result is None else result["epochs"][-1]["method"].get(
                 "record_sync_bytes", 0),
             world=None if result is None else result["world_size"])
-    except Exception as exc:  # noqa: BLE001 - reported to the test
-        report["error"] = f"{type(exc).__name__}: {exc}"
-        report["traceback"] = traceback.format_exc()
-    finally:
-        queue.put(report)
-        dist.destroy_process_group()
 
 
 def _run(out, case, timeout=120):

@@ -6,14 +6,11 @@ the same weights and optimizer state."""
 
 from __future__ import annotations
 
-import traceback
-
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from ranks import join_group, run_ranks
+from ranks import join_group, reporting, run_ranks
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -22,8 +19,7 @@ WORLD = 2
 
 def _worker(rank, port, method, args, queue):
     join_group(rank, port, WORLD)
-    report: dict = {"rank": rank}
-    try:
+    with reporting(rank, queue) as report:
         from thrifty import Thrift
         from thrifty.data import load_digits
 
@@ -55,12 +51,6 @@ def _worker(rank, port, method, args, queue):
             weights=torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().copy(),
             momentum=torch.cat([opt.state[p]["momentum_buffer"].flatten()
                                 for p in model.parameters()]).numpy().copy())
-    except Exception as exc:  # noqa: BLE001 - reported to the test
-        report["error"] = f"{type(exc).__name__}: {exc}"
-        report["traceback"] = traceback.format_exc()
-    finally:
-        queue.put(report)
-        dist.destroy_process_group()
 
 
 def _run(method, args, timeout=120):
