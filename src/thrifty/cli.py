@@ -19,9 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from thrifty.engine.config import WORKLOADS, RunConfig
+from thrifty.engine.config import WORKLOADS, RunConfig, load_yaml
 
 _SKIP = {"method_args", "method", "model_args"}
 
@@ -30,7 +28,10 @@ def _parse_kv(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, _, value = text.partition("=")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), load_yaml(value, f"{key.strip()}=")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (in {text!r})") from None
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -420,11 +421,10 @@ DEMO_RUNS = ["infobatch prune_ratio=0.5", "stale-sb", "fast"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import shutil
 
     from thrifty.bench import load_bench_spec, run_bench
     from thrifty.bench.report import write_report
-    from thrifty.bench.runner import summarize
+    from thrifty.bench.runner import clear_bench, summarize
     from thrifty.bench.table import to_compact_text
     from thrifty.methods import available_methods
     from thrifty.recipes import RECIPES
@@ -435,8 +435,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return all(m in known for m in (RECIPES[name].method if name in RECIPES else [name]))
 
     runs = [r for r in DEMO_RUNS if all(available(m) for m in r.split()[0].split("+"))]
-    if args.fresh and Path(args.out).exists():
-        shutil.rmtree(args.out)
     # no train-set statistics pass at the end: the demo does not show them
     limit = args.train_limit or None
     spec = load_bench_spec(overrides={"workload": "fmnist-cnn", "epochs": args.epochs,
@@ -444,6 +442,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                                       "progress": sys.stderr.isatty(),
                                       "train_stats_every": -1},
                            seeds=[0], methods=runs, out_dir=args.out, budgets=[0.5])
+    for run in spec.runs[:1]:
+        spec.config(run, 0)  # every option checked before anything is removed
+    if args.fresh:
+        kept = clear_bench(Path(args.out))
+        if kept:
+            print(f"--fresh kept what thrifty did not write: {', '.join(map(str, kept))}")
     size = f"a fixed random {limit:,} of the 60k training samples" if limit else "60k"
     print(f"thrifty demo: fmnist-cnn (Fashion-MNIST {size}, 10k test, small CNN, batch 128), "
           f"{args.epochs} epochs, seed 0: baseline, the baseline trained for half the epochs "

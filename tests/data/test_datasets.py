@@ -232,3 +232,31 @@ def test_image_folder_whose_val_classes_differ_is_refused(tmp_path):
     shutil.copytree(next(p for p in (root / "val").iterdir() if p.is_dir()), extra)
     with pytest.raises(ValueError, match=r"only in val/: \['zebra'\]"):
         load_image_folder(root, image_size=8)
+
+
+class _Payload:
+    """What a crafted file holds: unpickling it would call os.system."""
+
+    def __reduce__(self):
+        import os
+
+        return os.system, ("touch PWNED",)
+
+
+def test_a_crafted_cifar_batch_is_refused_without_running_it(tmp_path, monkeypatch):
+    import pickle
+
+    fake_cifar(tmp_path, "cifar10")
+    folder = tmp_path / "cifar-10-batches-py"
+    with open(folder / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": _Payload(), b"labels": [0]}, f)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError) as err:
+        load_cifar("cifar10", tmp_path)
+    message = str(err.value)
+    assert "data_batch_1" in message and "posix.system" in message and "refused" in message
+    assert len(message.splitlines()) == 1
+    assert not (tmp_path / "PWNED").exists()  # the payload never ran
+    (folder / "data_batch_1").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="data_batch_1: not a CIFAR batch"):
+        load_cifar("cifar10", tmp_path)

@@ -61,5 +61,5 @@ def test_model_args_reach_the_factory_and_typos_are_refused(tmp_path):
     assert widths == [32, 16, 10]
     with pytest.raises(ValueError, match="does not take the hyper-parameter"):
         create_model("mlp", 10, (1, 8, 8), hiden=3)
-    with pytest.raises(ValueError, match="model_args must be a mapping"):
+    with pytest.raises(ValueError, match="option 'model_args' must be a mapping"):
         make_config({"workload": "digits-mlp", "model_args": [1]})

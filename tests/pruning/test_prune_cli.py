@@ -37,6 +37,12 @@ def test_magnitude_prune_then_retrain_keeps_zeros(trained, tmp_path, capsys):
                        weights_only=True)["model"]
     weight = state["classifier.weight_orig"] * state["classifier.weight_mask"]
     assert (weight == 0).float().mean() == 0.5
+    # a second prune into the same folder is refused: the first one's files stay
+    masks = (out / "masks.pt").read_bytes()
+    assert main(["prune", "--method", "magnitude", "--from", str(trained / "runs" / "base"),
+                 "--method-arg", "sparsity=0.9", "--out", str(out)]) == 2
+    assert "does not overwrite" in capsys.readouterr().err
+    assert (out / "masks.pt").read_bytes() == masks
 
 
 def test_mint_and_snacs_from_checkpoint_and_weights(trained, tmp_path, capsys):

@@ -46,6 +46,83 @@ def read_result(path: Path) -> dict[str, Any] | None:
         return None
 
 
+# what differs between two configurations of the same run without making them different
+# runs: where they write, how they show progress, how many threads they use
+_NOT_IDENTITY = ("out_dir", "run_name", "progress", "threads", "num_workers", "track",
+                 "energy", "data_root", "eval_batch_size")
+
+
+def same_run(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The options (other than :data:`_NOT_IDENTITY`) whose values differ between a stored
+    run's config and the one requested."""
+    keys = (set(stored) | set(wanted)) - set(_NOT_IDENTITY)
+    return sorted(k for k in keys if stored.get(k) != wanted.get(k))
+
+
+def check_stored_runs(spec: BenchSpec, todo: list[tuple[MethodRun, int]]) -> None:
+    """Refuse (before any work) a benchmark whose run folders hold runs of another
+    configuration: their results would be shown under this benchmark's labels."""
+    for run, seed in todo:
+        folder = run_dir(spec, run, seed)
+        prev = read_result(folder)
+        if not prev or "config" not in prev:
+            continue
+        wanted = spec.config(run, seed).to_dict()
+        differ = same_run(prev["config"], wanted)
+        if differ:
+            shown = ", ".join(f"{k} {prev['config'].get(k)!r} (now {wanted.get(k)!r})"
+                              for k in differ[:4])
+            raise ValueError(
+                f"{folder} holds a run of another configuration ({shown}): its result would "
+                f"be shown as {run.label!r}. Use another --out for this benchmark (or move "
+                "that run folder away)")
+
+
+#: What a benchmark writes at the top of its folder (besides ``runs/``).
+BENCH_FILES = ("spec.json", "calibration.json", "table.md", "table.csv", "report.md",
+               "report.html", "accuracy_vs_time.png", "speedup_vs_drop.png",
+               "selected_share.png")
+
+
+def clear_bench(out: Path) -> list[Path]:
+    """Remove what a benchmark wrote in ``out`` (its ``spec.json`` says it is one): the run
+    folders under ``runs/`` that hold a thrifty result or checkpoint, and its tables, report
+    and plots. Anything else stays; returns what stayed. A folder without ``spec.json``
+    is refused: thrifty did not write it."""
+    if not out.exists():
+        return []
+    if not (out / "spec.json").is_file():
+        raise ValueError(f"{out} is not a thrifty benchmark folder (no spec.json): --fresh "
+                         "removes only what thrifty wrote. Choose another --out, or empty "
+                         "it yourself")
+    kept = []
+    runs = out / "runs"
+    for folder in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if folder.is_dir() and ((folder / "result.json").is_file()
+                                or (folder / "checkpoint.pt").is_file()):
+            shutil.rmtree(folder)
+        else:
+            kept.append(folder)
+    for name in BENCH_FILES:
+        (out / name).unlink(missing_ok=True)
+    for lock in out.glob(".lock*"):  # the benchmark's own lock files
+        if lock.is_file():
+            lock.unlink()
+    if runs.is_dir() and not any(runs.iterdir()):
+        runs.rmdir()
+    kept += [p for p in out.iterdir() if p.name != "runs"]
+    return kept
+
+
+def set_aside(folder: Path) -> Path:
+    """Rename ``folder`` to the first free ``NAME.failed-N`` beside it (nothing deleted)."""
+    i = 1
+    while (aside := folder.with_name(f"{folder.name}.failed-{i}")).exists():
+        i += 1
+    folder.rename(aside)
+    return aside
+
+
 def _record_failure(folder: Path, run: MethodRun, seed: int, exc: BaseException) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     existing = read_result(folder) or {}
@@ -98,6 +175,7 @@ def _run_locked(spec: BenchSpec, out: Path, seeds: list[int], log: Callable[[str
         calibration = calibrate(spec.config(spec.runs[0], spec.seeds[0]))
         write_json(cal_path, calibration)
     todo = plan(spec, seeds)
+    check_stored_runs(spec, todo)  # before any work: never show another run's result
     kwargs = trainer_kwargs or {}
     for i, (run, seed) in enumerate(todo, 1):
         folder = run_dir(spec, run, seed)
@@ -112,11 +190,18 @@ def _run_locked(spec: BenchSpec, out: Path, seeds: list[int], log: Callable[[str
             continue
         log(f"[{i}/{len(todo)}] {run.label} seed {seed}")
         try:
-            if status in ("interrupted", "running") and (folder / "checkpoint.pt").is_file():
-                trainer = Trainer.resume(folder, **kwargs)
-            else:
-                if folder.exists():  # a failed or broken attempt: start it again
-                    shutil.rmtree(folder)
+            trainer = None
+            if (folder / "checkpoint.pt").is_file():
+                # a checkpoint is resumed whatever the run's status says (a second Ctrl-C
+                # can record a run as failed after its checkpoint was written)
+                try:
+                    trainer = Trainer.resume(folder, **kwargs)
+                except (ValueError, RuntimeError, OSError) as exc:
+                    log(f"  cannot resume {folder} ({exc})")
+            if trainer is None:
+                if folder.exists():  # a failed or broken attempt: kept aside, not deleted
+                    aside = set_aside(folder)
+                    log(f"  an earlier failed attempt is kept in {aside}; starting again")
                 trainer = Trainer(spec.config(run, seed), **kwargs)
             trainer._bench = {"label": run.label, "seed": seed}  # in every result.json write
             result = trainer.fit()

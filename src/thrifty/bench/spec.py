@@ -11,9 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from thrifty.engine.config import (
+    RunConfig,
+    check_option,
+    load_yaml,
+    make_config,
+    read_config_file,
+)
 
-from thrifty.engine.config import RunConfig, make_config, read_config_file
+RUN_OPTIONS = set(RunConfig.__dataclass_fields__)
 
 BASELINE = "baseline"
 #: Default budget baselines: these shares of the benchmark's epochs (``budgets: none`` off).
@@ -118,6 +124,13 @@ class BenchSpec:
         dup = {x for x in labels if labels.count(x) > 1}
         if dup:
             raise ValueError(f"duplicate run labels: {', '.join(sorted(dup))}")
+        folders: dict[str, str] = {}
+        for label in labels:  # two labels, one run folder: the second would never run
+            other = folders.setdefault(safe_name(label), label)
+            if other != label:
+                raise ValueError(f"run labels {other!r} and {label!r} map to one run folder "
+                                 f"({safe_name(label)!r}): rename one (letters, digits and "
+                                 "._=+- are kept, everything else becomes _)")
         # every grid group gets its baseline twin, first in the group; groups whose options
         # do not change a run without methods (forward_batch_size, selection_amp, ...)
         # share one baseline run instead of training the same baseline again
@@ -216,7 +229,7 @@ def parse_method_string(text: str) -> MethodRun:
         if "=" not in w:
             raise ValueError(f"expected KEY=VALUE in method string {text!r}, got {w!r}")
         k, _, v = w.partition("=")
-        args[k] = yaml.safe_load(v)
+        args[k] = load_yaml(v, f"method string {text!r}")
     return MethodRun(label or " ".join(words), methods, args)
 
 
@@ -262,16 +275,36 @@ def load_bench_spec(path: str | Path | None = None, *, overrides: dict[str, Any]
     here wins over the file's.
     """
     data: dict[str, Any] = read_config_file(path) if path else {}
+    where = f"{path}: " if path else ""
     file_runs = data.pop("runs", [])
     grid = data.pop("grid", [])
     file_seeds = data.pop("seeds", [0])
     file_out = data.pop("out_dir", "bench")
     file_budgets = data.pop("budgets", list(DEFAULT_BUDGETS))
+    if not isinstance(file_runs, list):
+        raise ValueError(f"{where}runs must be a list (one '- METHOD KEY=VALUE' line, or "
+                         f"'- {{method: ..., method_args: ...}}', per run), got "
+                         f"{type(file_runs).__name__}")
+    if not isinstance(grid, (list, dict)):
+        raise ValueError(f"{where}grid must be a list of grid entries (or one entry)")
+    if not isinstance(file_seeds, list) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2 ** 32
+            for x in file_seeds):
+        raise ValueError(f"{where}seeds must be a list of whole numbers in [0, 2**32), got "
+                         f"{file_seeds!r}: write seeds: [0, 1, 2]")
+    if not isinstance(file_out, str):
+        raise ValueError(f"{where}out_dir must be a folder name, got {file_out!r}")
+    for k, v in data.items():  # the run options every run shares, checked here by name
+        if k in RUN_OPTIONS and not (k in ("amp", "selection_amp") and v is False):
+            check_option(k, v, str(path) if path else None)
     base = {**data, **(overrides or {})}
     runs: list[MethodRun] = []
     for r in file_runs:
         if isinstance(r, str):
             runs.append(parse_method_string(r))
+        elif not isinstance(r, dict) or set(r) - {"label", "method", "method_args"}:
+            raise ValueError(f"{where}each run is a method string or a mapping with label, "
+                             f"method and method_args; got {r!r}")
         else:
             m = r.get("method", [])
             runs.append(MethodRun(r.get("label") or "+".join(m if isinstance(m, list) else [m]),

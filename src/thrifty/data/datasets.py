@@ -13,6 +13,7 @@ import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,11 +134,39 @@ _CIFAR_LAYOUT = {
 }
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles what a CIFAR batch holds (dicts, lists, strings, bytes, numbers and numpy
+    arrays) and nothing else: an unpickled object of any other class could run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+               ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"holds a {module}.{name} object; a CIFAR batch holds only arrays, lists, "
+                "dicts, strings and bytes, so it is refused (unpickling it could run code)")
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: Path) -> Any:
+    """One CIFAR batch or meta file, unpickled without running code (see
+    :class:`_CifarUnpickler`); a refused or broken file is named in the error."""
+    try:
+        with open(path, "rb") as f:
+            return _CifarUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a CIFAR batch: {exc}") from None
+
+
 def _read_cifar_files(folder: Path, names: list[str], label_key: bytes):
     xs, ys = [], []
     for name in names:
-        with open(folder / name, "rb") as f:
-            entry = pickle.load(f, encoding="bytes")
+        entry = read_cifar_batch(folder / name)
+        if not isinstance(entry, dict) or b"data" not in entry or label_key not in entry:
+            raise ValueError(f"{folder / name}: not a CIFAR batch (no data and "
+                             f"{label_key.decode()} entries)")
         xs.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         ys.append(np.asarray(entry[label_key], dtype=np.int64))
     return np.concatenate(xs), np.concatenate(ys)
@@ -179,8 +208,7 @@ def load_cifar(name: str = "cifar10", root: str | Path | None = None, download: 
     s = torch.tensor(std).view(1, 3, 1, 1)
     classes: list[str] = []
     if (folder / meta_file).is_file():
-        with open(folder / meta_file, "rb") as f:
-            classes = [c.decode() for c in pickle.load(f, encoding="bytes")[names_key]]
+        classes = [c.decode() for c in read_cifar_batch(folder / meta_file)[names_key]]
     num_classes = 10 if name == "cifar10" else 100
     out = []
     for split, files in (("train", train_files), ("test", test_files)):

@@ -7,7 +7,10 @@ Precedence, lowest first: field defaults < workload preset < config file < comma
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,13 +90,28 @@ class RunConfig:
     energy: str = _f("auto", "energy counter: auto (NVML on CUDA, else RAPL, else a labelled "
                              "estimate), rapl, nvml, estimate, off")
 
-    def validate(self) -> RunConfig:
-        """Check ranges; raise ``ValueError`` naming the field and the fix."""
+    def validate(self, source: str | None = None) -> RunConfig:
+        """Check every option's type (:func:`check_option`) and range; raise
+        ``ValueError`` naming the option, ``source`` (a config file) when given, and the
+        fix."""
         self.method = method_names(self.method)
         # YAML reads a bare `off` as false: `amp: off` in a config file means "off"
         self.amp = "off" if self.amp is False else self.amp
         self.selection_amp = "off" if self.selection_amp is False else self.selection_amp
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, check_option(f.name, getattr(self, f.name), source))
         checks = [
+            (self.threads is None or self.threads >= 1,
+             f"threads must be at least 1 (or left out for torch's choice), got "
+             f"{self.threads}"),
+            (self.num_workers >= 0, f"num_workers must be 0 or more, got {self.num_workers}"),
+            (0 <= self.seed < 2 ** 32, f"seed must be in [0, 2**32), got {self.seed}"),
+            (all(m >= 0 for m in self.milestones),
+             f"milestones are epochs, 0 or more, got {self.milestones}"),
+            (self.step_size >= 1, f"step_size must be at least 1, got {self.step_size}"),
+            (0.0 <= self.momentum <= 1.0, f"momentum must be in [0, 1], got {self.momentum}"),
+            (self.weight_decay >= 0.0, f"weight_decay must be 0 or more, got "
+             f"{self.weight_decay}"),
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
             (self.eval_batch_size >= 1, "eval_batch_size must be at least 1"),
@@ -132,7 +150,7 @@ class RunConfig:
         ]
         for ok, msg in checks:
             if not ok:
-                raise ValueError(msg)
+                raise ValueError(f"{source}: {msg}" if source else msg)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,6 +161,113 @@ class RunConfig:
         methods = "+".join(self.method) if self.method else "baseline"
         masked = "-masked" if self.masks else ""  # retraining a pruned model
         return f"{base}{masked}-{methods}-s{self.seed}"
+
+
+_HINTS = typing.get_type_hints(RunConfig)
+
+
+def _kind(hint: Any) -> tuple[Any, bool]:
+    """``(base type, accepts None)`` of an option's annotation."""
+    args = typing.get_args(hint)
+    if type(hint) is types.UnionType or typing.get_origin(hint) is typing.Union:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], len(rest) < len(args)
+    return hint, False
+
+
+def check_option(name: str, value: Any, source: str | None = None) -> Any:
+    """``value`` of option ``name`` if it has the option's declared type (an ``int`` for a
+    ``float`` becomes a ``float``); else ``ValueError`` naming the option, the ``source``
+    (a config file) when given, what was expected and the fix. Text is never taken for a
+    number or a truth value (``nesterov: "false"`` would be true), and numbers must be
+    finite."""
+    hint = _HINTS[name]
+    base, optional = _kind(hint)
+    where = f"{source}: " if source else ""
+    if value is None and optional:
+        return None
+
+    def refuse(what: str, fix: str = "") -> ValueError:
+        return ValueError(f"{where}option {name!r} must be {what}, got {value!r} "
+                          f"({type(value).__name__}){fix}")
+
+    origin = typing.get_origin(base)
+    if base is bool:
+        if not isinstance(value, bool):
+            raise refuse("true or false", ": write true or false without quotes")
+        return value
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise refuse("a whole number", " (no quotes, no decimal point)")
+        return value
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise refuse("a number", " (no quotes)")
+        if not math.isfinite(value):
+            raise refuse("a finite number")
+        return float(value)
+    if base is str:
+        if not isinstance(value, str):
+            raise refuse("text", f": write {name}: \"...\"" if source else "")
+        return value
+    if origin is list:
+        (item,) = typing.get_args(base)
+        if isinstance(value, tuple):
+            value = list(value)
+        if name == "method" and isinstance(value, str):
+            return value
+        if not isinstance(value, list):
+            raise refuse(f"a list of {item.__name__}", f": write {name}: [...]")
+        for v in value:
+            ok = isinstance(v, item) and not isinstance(v, bool)
+            if not ok:
+                raise refuse(f"a list of {item.__name__}", f" ({v!r} is not)")
+        return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise refuse("a mapping of key: value")
+        return value
+    return value
+
+
+#: A config file larger than this is refused before it is parsed.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases (``*name``): a few hundred bytes of nested aliases expand to
+    gigabytes (a "billion laughs" file); thrifty's config files never need them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not accepted in thrifty's files: write the "
+                "value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse YAML ``text`` (no aliases); a syntax error names ``source`` and the line."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValueError(f"{source}{line}: not valid YAML: {problem}") from None
+
+
+def read_text_limited(path: Path, what: str) -> str:
+    """The text of ``path``, refused past :data:`MAX_CONFIG_BYTES` or when not UTF-8."""
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path}: {size:,} bytes is too large for a {what} (at most "
+                         f"{MAX_CONFIG_BYTES:,}): is it the right file?")
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (a {what} is YAML or TOML)") from None
 
 
 WORKLOADS: dict[str, dict[str, Any]] = {
@@ -168,12 +293,23 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    text = path.read_text()
-    data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    text = read_text_limited(path, "config file")
+    if path.suffix == ".toml":
+        try:
+            data: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    else:
+        data = load_yaml(text, str(path))
     data = data or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a config file must be a mapping of option: value")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    out = {}
+    for k, v in data.items():
+        if not isinstance(k, str):
+            raise ValueError(f"{path}: option names are text, got {k!r}")
+        out[k.replace("-", "_")] = v
+    return out
 
 
 def method_names(value: Any) -> list[str]:
@@ -203,12 +339,19 @@ def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path
         config_file: optional YAML/TOML file.
     """
     explicit: dict[str, Any] = read_config_file(config_file) if config_file else {}
-    explicit.update(overrides or {})
     names = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = sorted(set(explicit) - names)
-    if unknown:
-        raise ValueError(f"unknown config option(s): {', '.join(unknown)}. "
-                         "See `thrifty train --help` for the list.")
+    for source, values in ((str(config_file) if config_file else None, explicit),
+                           (None, overrides or {})):
+        unknown = sorted(set(values) - names)
+        if unknown:
+            where = f"{source}: " if source else ""
+            raise ValueError(f"{where}unknown config option(s): {', '.join(unknown)}. "
+                             "See `thrifty train --help` for the list.")
+        for k, v in values.items():
+            if k in ("amp", "selection_amp") and v is False:
+                continue  # YAML's bare `off`
+            check_option(k, v, source)
+    explicit.update(overrides or {})
     if "method" in explicit:
         explicit["method"] = method_names(explicit["method"])
         from thrifty.recipes import expand_recipe  # "--method fast": a named recipe

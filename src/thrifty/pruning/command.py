@@ -334,6 +334,11 @@ def prune_command(method: str, source: str | Path, out: str | Path,
     """
     from thrifty.engine.checkpoint import write_json
 
+    existing = [n for n in ("masks.pt", "weights.pt", "prune.json") if (Path(out) / n).exists()]
+    if existing:
+        raise FileExistsError(f"{out} already holds an earlier prune's {', '.join(existing)}: "
+                              "thrifty prune does not overwrite them; choose another --out "
+                              "(or move them away)")
     args = dict(method_args or {})
     if "progress" in option_types(method):  # also refuses an unknown pruner up front
         args.setdefault("progress", progress)
