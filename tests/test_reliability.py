@@ -235,3 +235,35 @@ def test_a_nan_loss_in_the_first_epoch_says_no_checkpoint_exists(tmp_path, digit
     bad.x[:64] = float("nan")
     with pytest.raises(FloatingPointError, match="No checkpoint was saved yet"):
         Trainer(_cfg(tmp_path, epochs=1), train=bad, test=test, **QUIET).fit()
+
+
+def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, digits, monkeypatch):
+    import os
+    import signal
+
+    import thrifty.engine.run_state as run_state
+    from thrifty.engine import Trainer
+
+    real = run_state.save_checkpoint
+    calls = []
+
+    def slow_save(path, state):
+        calls.append(path)
+        os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C lands in the write
+        real(path, state)
+
+    monkeypatch.setattr(run_state, "save_checkpoint", slow_save)
+    cfg = _cfg(tmp_path)
+    cfg.epochs = 2
+    trainer = Trainer(cfg, train=digits[0], test=digits[1], log=lambda s: None,
+                      on_batch_end=lambda t: os.kill(os.getpid(), signal.SIGINT)
+                      if t.core.epoch_counts["steps"] == 3 and t.ctx.epoch == 0 else None)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert len(calls) == 1
+    result = json.loads((trainer.run_dir / "result.json").read_text())
+    assert result["status"] == "interrupted"
+    monkeypatch.setattr(run_state, "save_checkpoint", real)
+    resumed = Trainer.resume(trainer.run_dir, train=digits[0], test=digits[1],
+                             log=lambda s: None).fit()  # the checkpoint is whole
+    assert resumed["status"] == "finished"

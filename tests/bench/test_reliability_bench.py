@@ -74,3 +74,16 @@ def test_demo_fresh_validates_first_and_clears_only_a_benchmark(tmp_path, capsys
     assert sorted(p.name for p in kept) == ["mine.txt", "stray"]
     assert not (bench / "runs" / "baseline-s0").exists() and (bench / "mine.txt").is_file()
     assert not (bench / "spec.json").exists()
+
+
+def test_the_report_skips_and_lists_an_unreadable_run(tmp_path):
+    from thrifty.bench.report import write_report
+
+    spec = _spec(tmp_path, methods=["rpc alpha=0.5"])
+    run_bench(spec, log=lambda s: None, trainer_kwargs=QUIET)
+    bad = tmp_path / "b" / "runs" / "rpc_alpha=0.5-s0" / "result.json"
+    bad.write_text("{ not json")
+    paths = write_report(tmp_path / "b")
+    text = paths["markdown"].read_text()
+    assert "Runs left out" in text and str(bad) in text
+    assert BASELINE in text  # the readable runs are still reported

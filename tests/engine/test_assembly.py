@@ -31,7 +31,7 @@ class Plain(Dataset):
 def test_classes_are_inferred_from_the_targets_when_absent():
     data = Plain(classes=4)
     assert infer_classes(data, torch.tensor(data.targets)) == (4, None)
-    with pytest.raises(ValueError, match="negative labels"):
+    with pytest.raises(ValueError, match="has label -1 at index 1"):
         infer_classes(data, torch.tensor([0, -1]))
     with pytest.raises(ValueError, match="classes"):
         infer_classes(data, torch.empty(0, dtype=torch.long))

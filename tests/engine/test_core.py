@@ -327,3 +327,11 @@ def test_lightning_gives_the_own_loops_counts_and_weights(tmp_path, digits, meth
     assert counts == own_counts
     a, b = own_model.state_dict(), model.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_thrift_refuses_an_epoch_of_nan_losses(digits):
+    thrift = Thrift("infobatch", Digits(digits[0]), epochs=2, **QUIET)
+    loader = DataLoader(thrift.dataset, batch_size=256, sampler=thrift.sampler)
+    with pytest.raises(FloatingPointError, match="epoch 1 are NaN or infinite"):
+        for _x, _y, idx in thrift.epoch(loader, _mlp()):
+            thrift.loss(torch.full((len(idx),), float("nan"), requires_grad=True), idx)

@@ -42,8 +42,15 @@ def load_results_dir(path: str | Path) -> dict[str, Any]:
     calibration = json.loads((path / "calibration.json").read_text()) \
         if (path / "calibration.json").is_file() else None
     results: dict[str, dict[int, Any]] = {}
+    unreadable: list[str] = []
     for f in sorted((path / "runs").glob("*/result.json")):
-        r = json.loads(f.read_text())
+        try:
+            r = json.loads(f.read_text())
+            if not isinstance(r, dict):
+                raise ValueError("not a mapping")
+        except (OSError, ValueError) as exc:  # one bad run does not hide the others
+            unreadable.append(f"{f} ({type(exc).__name__}: {exc})")
+            continue
         bench = r.get("bench") or {}
         label = bench.get("label") or f.parent.name
         seed = bench.get("seed", r.get("config", {}).get("seed", 0))
@@ -53,7 +60,8 @@ def load_results_dir(path: str | Path) -> dict[str, Any]:
                           if kv[0] in order else len(order)))
     return {"results": results, "calibration": calibration,
             "baseline_of": spec.get("baseline_of", {}),
-            "frontier_of": spec.get("frontier_of", {}), "spec": spec}
+            "frontier_of": spec.get("frontier_of", {}), "spec": spec,
+            "unreadable": unreadable}
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -277,6 +285,10 @@ def write_report(path: str | Path, out: str | Path | None = None) -> dict[str, P
     for name, title in titles.items():
         md += [f"## {title}", "", f"![{title}]({name})", ""]
     md += ["## Environment", "", *[f"- {line}" for line in env_lines], ""]
+    if data["unreadable"]:  # left out of every table and plot, and said so
+        md += ["## Runs left out (unreadable result.json)", "",
+               *[f"- {line}" for line in data["unreadable"]], ""]
+        env_lines.append("left out, unreadable: " + "; ".join(data["unreadable"]))
     (out / "report.md").write_text("\n".join(md))
 
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h in COLUMNS)

@@ -51,7 +51,7 @@ class TensorData:
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
             raise ValueError(f"x has {len(self.x)} samples but y has {len(self.y)}")
-        self.y = self.y.long()
+        self.y = integer_labels(self.y, f"TensorData {self.name!r}")
 
     def __len__(self) -> int:
         return len(self.y)
@@ -302,7 +302,22 @@ def dataset_labels(data: TensorData | Dataset) -> torch.Tensor:
         raise ValueError(
             f"{type(data).__name__} exposes no `targets`: give it a `targets` attribute "
             "(a list of integer labels) so per-class methods can see the labels")
-    return torch.as_tensor(targets).long()
+    return integer_labels(torch.as_tensor(targets), f"the targets of {type(data).__name__}")
+
+
+def integer_labels(labels: torch.Tensor, what: str) -> torch.Tensor:
+    """``labels`` as a long tensor; float labels are refused (truncating 2.7 to 2 would
+    train on another class), naming ``what`` and the first float value."""
+    if labels.is_floating_point() or labels.is_complex():
+        frac = labels != labels.round() if labels.is_floating_point() else labels.imag != 0
+        where = f" (index {int(frac.nonzero()[0, 0])}: {labels[frac][0].item()})" \
+            if bool(frac.any()) else ""
+        raise ValueError(f"{what} are {labels.dtype} values{where}: class labels must be "
+                         "integers 0..C-1; convert them with .long() where they are whole "
+                         "numbers")
+    if labels.dtype == torch.bool:
+        raise ValueError(f"{what} are booleans: class labels must be integers 0..C-1")
+    return labels.long()
 
 
 def noisy_labels(labels: torch.Tensor, share: float, num_classes: int, seed: int = 0

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from thrifty.data import TensorData, dataset_labels, load_dataset
+from thrifty.data.checks import check_dataset, check_labels, check_pair
 from thrifty.data.tensor import with_label_noise
 from thrifty.engine.config import RunConfig
 from thrifty.engine.interfaces import BatchSelector, EpochSampler, Pieces, Reducer
@@ -57,10 +58,8 @@ def infer_classes(train: Any, labels: torch.Tensor) -> tuple[int, list[str] | No
                 f"cannot tell how many classes {type(train).__name__} has: give it a "
                 "`classes` list or a `num_classes` attribute (its `targets` are "
                 f"{tuple(labels.shape)}-shaped)")
-        if int(labels.min()) < 0:
-            raise ValueError(f"{type(train).__name__} has negative labels "
-                             f"(min {int(labels.min())}); labels must be 0..C-1")
         n = int(labels.max()) + 1
+        check_labels(labels, n, f"the training set ({type(train).__name__})")
     return int(n), classes
 
 
@@ -114,9 +113,8 @@ def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
         raise ValueError(f"the training set has a single class ({classes or num_classes}): "
                          "every prediction would be right and the accuracy meaningless; "
                          "check the labels or the data folder")
-    if labels.numel() and int(labels.max()) >= num_classes:
-        raise ValueError(f"the training set has label {int(labels.max())} but "
-                         f"{num_classes} classes: labels must be 0..{num_classes - 1}")
+    check_dataset(train, num_classes, "the training set", seed=config.seed)
+    check_pair(train, test, num_classes)
     if model is None:
         model = create_model(config.model, num_classes, _input_shape(train),
                              weights=config.weights, **config.model_args)

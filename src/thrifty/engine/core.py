@@ -338,6 +338,11 @@ class RunCore:
             return self.diagnostics
         self.record.flush()
         self.last_loss_sum = self.loss_sum()
+        if not math.isfinite(self.last_loss_sum):
+            raise FloatingPointError(
+                f"the training losses of epoch {self.epoch + 1} are NaN or infinite (their "
+                f"sum is {self.last_loss_sum}): lower the learning rate, check the inputs "
+                "for NaN, or use full precision")
         if self.needs_feedback and self._given > 0 and self.epoch_counts["trained"] == 0:
             reader = self.pieces.sampler if self.pieces.sampler.needs_train_losses \
                 else self.pieces.selector

@@ -55,7 +55,7 @@ from thrifty.engine.passes import NoGradPasses
 from thrifty.engine.results import epoch_line, run_result
 from thrifty.engine.run_state import restore_run, save_run
 from thrifty.engine.runtime import environment, resolve_amp, resolve_device
-from thrifty.engine.signals import TrainingInterrupted, stop_requests
+from thrifty.engine.signals import StopRequests, TrainingInterrupted
 from thrifty.engine.snapshot import train_copy
 from thrifty.metrics import loss_statistics
 from thrifty.metrics.energy import make_energy_meter
@@ -158,6 +158,7 @@ class Trainer(NoGradPasses):
         self.prep_energy_j = 0.0
         self._stats: EpochStats | None = None
         self._stop_signal: int | None = None
+        self.stops = StopRequests(self._first_stop)  # SIGINT/SIGTERM while fit() runs
         self._stop_requested = False
         self._resume_state: dict[str, Any] | None = None
         self.tracker: Any = None
@@ -205,17 +206,18 @@ class Trainer(NoGradPasses):
         """Train for ``config.epochs`` epochs (or what is left of them); return the result.
         The run folder is locked meanwhile: a second process on it is refused."""
 
-        def first(signum: int) -> None:
-            self._stop_signal = signum
-            self.log(f"\n{signal.Signals(signum).name} received: saving a checkpoint after "
-                     "the current batch (send again to abort without saving)")
-
-        with stop_requests(first, lambda: self._stop_signal is not None):
+        with self.stops.installed():
             try:
                 return self._fit()
             finally:
                 if self._lock is not None:
                     self._lock.release()
+
+    def _first_stop(self, signum: int) -> None:
+        self._stop_signal = signum
+        self.log(f"\n{signal.Signals(signum).name} received: saving a checkpoint after the "
+                 "current batch (send again to abort without saving; a checkpoint being "
+                 "written is finished first)")
 
     def _train_step(self, batch: Batch, stats: EpochStats) -> None:
         with self.timer(stats, "train_step"):

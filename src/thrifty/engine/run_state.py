@@ -69,7 +69,8 @@ def save_run(t: Trainer, epoch: int, position: int | None = None,
     path = t.run_dir / "checkpoint.pt"
     state = run_state(t, epoch, position, order, stats)
     if t.dist.is_main:
-        save_checkpoint(path, state)
+        with t.stops.protect():  # a second Ctrl-C waits for the write
+            save_checkpoint(path, state)
     return path
 
 
@@ -86,6 +87,11 @@ def restore_run(t: Trainer, state: dict[str, Any]
         raise ValueError(f"the checkpoint has format {state.get('format')!r}, written by an "
                          f"older thrifty; this one reads format {CHECKPOINT_FORMAT}: start the "
                          "run again (thrifty bench --fresh, or a new run folder)")
+    epoch, epochs = state.get("epoch"), t.config.epochs
+    mid = state.get("position") is not None
+    if not isinstance(epoch, int) or epoch < 0 or epoch > epochs or (mid and epoch == epochs):
+        raise ValueError(f"the checkpoint says epoch {epoch!r} of a {epochs}-epoch run: it does "
+                         "not belong to this run (or is damaged); start the run again")
     if t.dist.enabled:
         state = {**state, **state["per_rank"][t.dist.rank]}
     for key, (_, restore) in components(t).items():

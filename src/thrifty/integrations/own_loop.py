@@ -47,6 +47,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from thrifty.data import Batch, IndexedDataset, dataset_labels
+from thrifty.data.checks import check_dataset
 from thrifty.data.tensor import cat_rows, to_device
 from thrifty.engine.assembly import infer_classes
 from thrifty.engine.config import method_names
@@ -260,6 +261,8 @@ class Thrift:
                     "`targets` attribute (a tensor or list of class indices, one per "
                     "sample), or use a method that needs no labels (see `thrifty methods`)")
         classes = infer_classes(dataset, labels) if labels is not None else (0, None)
+        if labels is not None:
+            check_dataset(dataset, classes[0], "the training set", seed=seed)
         self.loss_fn = loss_fn or cross_entropy_losses
         self.device = None if device is None else torch.device(device)
         self.eval_batch_size = eval_batch_size
@@ -341,10 +344,9 @@ class Thrift:
 
     @staticmethod
     def _labels(dataset: Any) -> torch.Tensor | None:
-        try:
-            labels = dataset_labels(dataset)
-        except ValueError:
+        if getattr(dataset, "targets", None) is None:
             return None  # no `targets`: fine for methods that need no labels
+        labels = dataset_labels(dataset)  # float targets and the like are refused
         return labels if labels.dim() == 1 else None
 
     # ------------------------------------------------------------------ epochs
