@@ -271,9 +271,11 @@ def test_thrift_refuses_misuse(digits):
 def test_a_selector_whose_losses_never_come_back_is_refused(digits):
     thrift = Thrift("stale-sb", Digits(digits[0]), epochs=2, batch_size=32, **QUIET)
     loader = DataLoader(thrift.dataset, batch_size=64, sampler=thrift.sampler)
+    model = _mlp()
+    for _ in thrift.epoch(loader, model):
+        pass
     with pytest.raises(RuntimeError, match="'stale-sb' needs the training losses"):
-        for _ in thrift.epoch(loader, _mlp()):
-            pass
+        next(iter(thrift.epoch(loader, model)))  # refused before the next epoch starts
 
 
 def test_the_core_is_what_the_drivers_share(tmp_path, digits):
@@ -335,3 +337,30 @@ def test_thrift_refuses_an_epoch_of_nan_losses(digits):
     with pytest.raises(FloatingPointError, match="epoch 1 are NaN or infinite"):
         for _x, _y, idx in thrift.epoch(loader, _mlp()):
             thrift.loss(torch.full((len(idx),), float("nan"), requires_grad=True), idx)
+
+
+@pytest.mark.parametrize("method", ["loss-adaptive", "assist-epochwise"])
+def test_samplers_that_score_the_pool_work_from_the_first_epoch(digits, method):
+    thrift = Thrift(method, Digits(digits[0]), epochs=2, **QUIET)
+    loader = DataLoader(thrift.dataset, batch_size=128, sampler=thrift.sampler)
+    model = _mlp()
+    for _ in range(2):
+        for x, y, idx in thrift.epoch(loader, model):
+            thrift.loss(F.cross_entropy(model(x), y, reduction="none"), idx).backward()
+    assert thrift.counts["forwarded"] > 0 and thrift.current_epoch == 1
+
+
+def test_a_loop_that_fetches_one_batch_ahead_is_accepted(digits):
+    thrift = Thrift("infobatch", Digits(digits[0]), epochs=2, **QUIET)
+    loader = DataLoader(thrift.dataset, batch_size=128, sampler=thrift.sampler)
+    model = _mlp()
+    for _ in range(2):
+        it = iter(thrift.epoch(loader, model))
+        ahead = next(it, None)
+        while ahead is not None:
+            x, y, idx = ahead
+            ahead = next(it, None)  # fetched before this batch's loss (a prefetcher)
+            thrift.loss(F.cross_entropy(model(x), y, reduction="none"), idx).backward()
+        assert thrift.core.epoch_done and thrift.diagnostics  # ended by its last loss
+    with pytest.raises(RuntimeError, match="already run"):
+        thrift.start_epoch(0)

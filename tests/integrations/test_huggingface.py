@@ -140,3 +140,22 @@ def test_checkpoints_without_thrifty_state_or_mid_epoch_are_refused(tmp_path):
     trainer = ThriftyTrainer(model=_model(), args=_args(tmp_path, 1), thrift=thrift)
     with pytest.raises(ValueError, match="holds no thrifty state"):
         trainer.train(resume_from_checkpoint=True)
+
+
+def test_a_scoring_sampler_evaluation_and_refusals(tmp_path):
+    # loss-adaptive scores the pool before the first batch: the model is known by then
+    thrift = Thrift("loss-adaptive", Tokens(), epochs=2, log=lambda s: None)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path), num_train_epochs=2, per_device_train_batch_size=16,
+        report_to=[], use_cpu=True, save_strategy="no", logging_strategy="no",
+        disable_tqdm=True, seed=0, eval_strategy="epoch")
+    trainer = ThriftyTrainer(model=_model(), args=args, thrift=thrift, eval_dataset=Tokens(32))
+    trainer.train()  # evaluation batches carry no index: a plain loss, thrifty untouched
+    assert thrift.counts["trained"] == thrift.counts["loaded"] > 0
+    assert thrift.counts["forwarded"] > 0
+    accumulating = transformers.TrainingArguments(
+        output_dir=str(tmp_path), num_train_epochs=1, report_to=[], use_cpu=True,
+        gradient_accumulation_steps=2, save_strategy="no")
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=1"):
+        ThriftyTrainer(model=_model(), args=accumulating,
+                       thrift=Thrift("infobatch", Tokens(), epochs=1))

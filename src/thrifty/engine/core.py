@@ -219,6 +219,9 @@ class RunCore:
         epoch = self.epoch + 1 if epoch is None else epoch
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        if epoch <= self.epoch:
+            raise RuntimeError(f"epoch {epoch + 1} has already run (the last one started was "
+                               f"{self.epoch + 1}): an ended epoch is never drawn again")
         if epoch >= self.ctx.epochs:
             raise RuntimeError(
                 f"epoch {epoch + 1} was started, but the run was set up for "

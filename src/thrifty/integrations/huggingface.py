@@ -136,6 +136,11 @@ class ThriftyTrainer(transformers.Trainer):
         if epochs != thrift.ctx.epochs:
             raise ValueError(f"Thrift(epochs={thrift.ctx.epochs}) and num_train_epochs="
                              f"{epochs} differ: the methods schedule by the run's epochs")
+        if self.args.gradient_accumulation_steps != 1:
+            raise ValueError("ThriftyTrainer steps once per batch (gradient_accumulation_steps"
+                             "=1): the trainer sizes its accumulation groups from the full "
+                             "pool, so a shorter thrifty epoch would leave a group unstepped; "
+                             "use a larger per_device_train_batch_size instead")
         if str(self.args.save_strategy).rsplit(".", 1)[-1].lower() == "steps":
             raise ValueError("thrifty resumes from states saved at an epoch's end: use "
                              "save_strategy='epoch' (or 'no')")
@@ -143,6 +148,8 @@ class ThriftyTrainer(transformers.Trainer):
         # gradient-accumulation steps itself
         self.model_accepts_loss_kwargs = False
         self.add_callback(_ThriftyCallback(thrift))
+        if self.model is not None:  # a sampler may score the pool before the first batch
+            thrift.use_model(self.model)
 
     def get_train_dataloader(self) -> DataLoader:
         """thrifty's dataset in thrifty's order (each pass: its next epoch), collated by
@@ -188,7 +195,11 @@ class ThriftyTrainer(transformers.Trainer):
         if not state_file.is_file():
             raise ValueError(f"{folder} holds no thrifty state ({STATE_FILE}): it was not "
                              "written by a ThriftyTrainer, so its methods' record is unknown")
-        self.thrift.load_state_dict(torch.load(state_file, weights_only=True))
+        state = torch.load(state_file, weights_only=True)
+        if state.get("epoch_done") and state.get("epoch") == self.thrift.ctx.epochs - 1:
+            raise ValueError(f"{folder} holds a finished run (all {self.thrift.ctx.epochs} "
+                             "epochs): nothing to resume")
+        self.thrift.load_state_dict(state)
         # the trainer derives its epoch and the batches to skip from optimizer steps of the
         # full pool; thrifty's sampler knows the epoch, and an epoch-end state skips nothing
         skip, self.args.ignore_data_skip = self.args.ignore_data_skip, True
@@ -199,10 +210,17 @@ class ThriftyTrainer(transformers.Trainer):
 
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
+        """The per-sample loss given back to thrifty (``thrift.loss``) for a training batch;
+        the plain mean loss for an evaluation batch (no dataset index, or eval mode)."""
         fmt = self.thrift.format
         inputs = dict(inputs)
-        idx = inputs.pop(fmt.index_key)
+        idx = inputs.pop(fmt.index_key, None)
         targets = inputs.pop(fmt.target_key)
+        if idx is None or not model.training:  # evaluation: a plain loss, not thrifty's
+            outputs = model(**inputs)
+            logits = getattr(outputs, "logits", outputs)
+            loss = self.thrift.loss_fn(logits, targets).mean()
+            return (loss, outputs) if return_outputs else loss
         self.thrift.model = self.thrift.ctx.model = model  # for scoring samplers
         self.thrift.loaded(idx)
         outputs = model(**inputs)

@@ -52,7 +52,7 @@ from thrifty.data.tensor import cat_rows, to_device
 from thrifty.engine.assembly import infer_classes
 from thrifty.engine.config import method_names
 from thrifty.engine.core import RunCore, without_small_tail
-from thrifty.engine.distributed import Dist, sync_optimizer
+from thrifty.engine.distributed import Dist, gather_in_order, sync_optimizer
 from thrifty.engine.forward import cross_entropy_losses, no_grad_forward
 from thrifty.engine.interfaces import BatchSelector, EpochSampler, Pieces, Reducer
 from thrifty.engine.record import SampleRecord
@@ -284,6 +284,8 @@ class Thrift:
         self._given = self._trained_batches = 0  # batches of this epoch given / trained
         self._recent: deque[Any] = deque(maxlen=8)
         self._carrier = 0  # the id of the batch whose losses came back last
+        self._draining = False  # the epoch's batches were all given; losses still to come
+        self._optimizer: torch.optim.Optimizer | None = None
         # the index tensors of batches given out whose losses have not come back, by id
         # (the loop gives the same tensor back: O(1); any equal tensor is accepted too)
         self._outstanding: dict[int, torch.Tensor] = {}
@@ -360,12 +362,23 @@ class Thrift:
         previous epoch ends first if it has not). :meth:`epoch` calls it for you."""
         if self.current_epoch < 0:  # a group started after the Thrift was made joins now
             self.core.distribute(process_group())
+        if self._draining:
+            self._finish_epoch()
         self._order = self.core.start_epoch(epoch)
         self._share = self.core.share(self._order)
         self._given = self._trained_batches = 0
         self._recent.clear()
         self._outstanding.clear()
         self._taken = False
+
+    def use_model(self, model: nn.Module) -> None:
+        """The model the selection and scoring passes run (the module inside a DDP
+        wrapper), and its device. :meth:`epoch` calls it."""
+        inner = unwrap(model)
+        self.model = self.ctx.model = inner
+        if self.device is None:
+            self.ctx.device = next((p.device for p in inner.parameters()),
+                                   torch.device("cpu"))
 
     def end_epoch(self) -> dict[str, float]:
         """End the current epoch (under DDP a collective: the record exchange and the
@@ -412,12 +425,8 @@ class Thrift:
                 fetches batches ahead of training them (Lightning) ends it from its
                 epoch-end hook instead.
         """
+        self.use_model(model)  # before the epoch starts: a sampler may score with it
         self.start_epoch(epoch)
-        inner = unwrap(model)
-        self.model = self.ctx.model = inner
-        if self.device is None:
-            self.ctx.device = next((p.device for p in inner.parameters()),
-                                   torch.device("cpu"))
         joined: Any = None
         if isinstance(model, nn.parallel.DistributedDataParallel):
             joined = model.join(divide_by_initial_world_size=False)
@@ -433,10 +442,18 @@ class Thrift:
                                "sampler=thrift.sampler)")
         if not end:
             return
+        self._optimizer = optimizer
+        if self._outstanding:  # a loop that fetches ahead: the last losses are still to come
+            self._draining = True
+            return
+        self._finish_epoch()
+
+    def _finish_epoch(self) -> None:
+        self._draining = False
         steps = self.epoch_counts["steps"]
         self.end_epoch()
-        if optimizer is not None:
-            sync_optimizer(optimizer, steps, self.core.dist)
+        if self._optimizer is not None:
+            sync_optimizer(self._optimizer, steps, self.core.dist)
 
     def _batches(self, loader: Iterable[Any]) -> Iterator[Any]:
         core, fmt = self.core, self.format
@@ -535,6 +552,8 @@ class Thrift:
             output.detach(), targets)
         loss = self.core.train_loss(losses, idx, correct=correct)
         self._outstanding.pop(self._carrier, None)
+        if self._draining and not self._outstanding:
+            self._finish_epoch()  # the last batch's loss of an epoch already iterated
         self._trained_batches += 1
         return loss
 
@@ -593,10 +612,13 @@ class Thrift:
                                kind="score")
             return lo.float().cpu(), lg.float().cpu()
 
-        parts = self._selection_pass(indices, forward)
-        if not parts:
-            return torch.empty(0), torch.empty(0, max(self.ctx.num_classes, 1))
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        # under DDP each rank scores its share and every rank gets the whole, in order
+        parts = self._selection_pass(self.core.share(indices), forward)
+        width = max(self.ctx.num_classes, 1)
+        losses = torch.cat([p[0] for p in parts]) if parts else torch.empty(0)
+        logits = torch.cat([p[1] for p in parts]) if parts else torch.empty(0, width)
+        return (gather_in_order(losses, self.core.dist),
+                gather_in_order(logits, self.core.dist))
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -614,5 +636,6 @@ class Thrift:
                              f"{state.get('epoch', 0) + 1}; thrifty resumes from a state "
                              "saved at an epoch's end (after thrift.epoch's last batch; "
                              "Lightning's ModelCheckpoint does so by default)")
+        self.core.distribute(process_group())  # a group started after the Thrift was made
         self.core.load_state_dict(state, device=self.device or "cpu")
         self._order = self._share = None
