@@ -262,6 +262,14 @@ class RunCore:
         smallest = epoch_size // self.dist.world_size
         return smallest % batch_size < min_batch(batch_size)
 
+    def batch_plan(self, share: int, epoch_size: int, batch_size: int) -> tuple[int, bool]:
+        """``(batches, merged)`` for a rank's ``share`` of an epoch of ``epoch_size``
+        samples in batches of ``batch_size``: ``merged`` when the short last batch joins
+        the one before it (:meth:`tail_merges`)."""
+        merged = share > batch_size and share % batch_size > 0 \
+            and self.tail_merges(epoch_size, batch_size)
+        return (share // batch_size if merged else -(-share // batch_size)), merged
+
     def count(self, key: str, n: int) -> None:
         """Add ``n`` to the work count ``key`` (:data:`COUNT_KEYS`) of the epoch."""
         self.counts[key] += n

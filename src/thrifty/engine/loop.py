@@ -412,10 +412,8 @@ class Trainer(NoGradPasses):
     def _batch_plan(self, order: torch.Tensor) -> tuple[int, int, bool]:
         """``(samples, batches, merged)`` of this rank's share of the epoch: a short last
         batch joins the one before it (:meth:`~thrifty.engine.core.RunCore.tail_merges`)."""
-        bs = self._forward_batch_size()
         n = len(self.core.share(order))
-        merged = self.core.tail_merges(len(order), bs) and n > bs and n % bs > 0
-        return n, n // bs if merged else math.ceil(n / bs), merged
+        return (n, *self.core.batch_plan(n, len(order), self._forward_batch_size()))
 
     def _loaded_batches(self, order: torch.Tensor, position: int) -> Iterator[Batch]:
         """This rank's share of the epoch from batch ``position`` on."""

@@ -25,17 +25,22 @@ public hooks only (``get_train_dataloader``, ``compute_loss``, ``create_schedule
   driven by thrifty's progress through the epochs rather than by the optimizer steps it
   counted from the full pool, so it ends fully decayed even when a sampler loads less.
 
+- **Several processes** (``torchrun``): the Thrift joins the trainer's process group at its
+  first epoch; every rank makes one choice and loads its own share of it (the trainer's
+  loader is not sharded again), in as many batches as every other rank, and the record is
+  exchanged at each epoch's end. thrifty's record travels as CPU tensors: on GPUs the group
+  must carry them too (``torch.distributed.init_process_group("cpu:gloo,cuda:nccl")``
+  before the trainer is made).
+
 What it does not do: in-batch selectors (ADONIS, SB, ASSIST) pack chosen samples into full
-batches, which the trainer's fixed step loop cannot take, and several processes (the
-trainer's own sharding would split thrifty's shares again): use :class:`~thrifty.Thrift`
-in your own loop (under ``torchrun`` too) for them. Batches are collated by the trainer's
+batches, which the trainer's fixed step loop cannot take: use :class:`~thrifty.Thrift` in
+your own loop (under ``torchrun`` too) for them. Batches are collated by the trainer's
 ``data_collator`` without dropping columns: every key but the target and the index goes
 to the model.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,21 +55,45 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the e
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from thrifty.integrations.own_loop import Thrift, ThriftSampler
 
 STATE_FILE = "thrifty.pt"
 
 
-class _NextEpochSampler(ThriftSampler):
-    """Each pass over the loader is thrifty's next epoch (whatever the trainer numbers it:
-    after a resume its count of epochs is derived from optimizer steps of the full pool)."""
+class _NextEpochBatches(Sampler[list[int]]):
+    """Each pass is thrifty's next epoch (whatever the trainer numbers it: after a resume
+    its count of epochs is derived from optimizer steps of the full pool), cut into this
+    rank's batches; a short last batch joins the one before it by the rule every rank
+    applies alike (:meth:`~thrifty.engine.core.RunCore.tail_merges`), so under DDP every
+    rank takes as many steps."""
 
-    def __iter__(self) -> Iterator[int]:
-        if self.thrift.core.epoch_done:
-            self.thrift.start_epoch()
-        return super().__iter__()
+    def __init__(self, thrift: Thrift, batch_size: int) -> None:
+        self.thrift, self.batch_size = thrift, batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        t = self.thrift
+        if t.core.epoch_done:
+            t.start_epoch()
+        mine = t._take_order()
+        bs = self.batch_size
+        batches = [mine[i:i + bs] for i in range(0, len(mine), bs)]
+        if planned_batches(t, bs)[1]:
+            batches[-2:] = [batches[-2] + batches[-1]]
+        return iter(batches)
+
+    def __len__(self) -> int:
+        """Batches of the largest epoch (the pool's share): what the trainer plans for."""
+        return -(-len(ThriftSampler(self.thrift)) // self.batch_size)
+
+
+def planned_batches(thrift: Thrift, batch_size: int) -> tuple[int, bool]:
+    """``(batches, merged)`` of the current epoch on this rank (see
+    :meth:`~thrifty.engine.core.RunCore.batch_plan`)."""
+    order = thrift._order
+    return thrift.core.batch_plan(thrift.epoch_size, 0 if order is None else len(order),
+                                  batch_size)
 
 
 def progress(thrift: Thrift, batch_size: int) -> float:
@@ -75,7 +104,7 @@ def progress(thrift: Thrift, batch_size: int) -> float:
         return 0.0
     done = float(core.epoch + 1) if core.epoch_done else float(core.epoch)
     if not core.epoch_done and thrift.epoch_size:
-        planned = max(1, math.ceil(thrift.epoch_size / batch_size))
+        planned = max(1, planned_batches(thrift, batch_size)[0])
         done += min(1.0, core.epoch_counts["steps"] / planned)
     return min(1.0, done / core.ctx.epochs)
 
@@ -94,10 +123,11 @@ class _ThriftyCallback(transformers.TrainerCallback):
         return control
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        thrifty_state = self.thrift.state_dict()  # under DDP a collective: every rank
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             if folder.is_dir():
-                torch.save(self.thrift.state_dict(), folder / STATE_FILE)
+                torch.save(thrifty_state, folder / STATE_FILE)
         return control
 
 
@@ -125,10 +155,6 @@ class ThriftyTrainer(transformers.Trainer):
         kwargs["train_dataset"] = thrift.dataset
         super().__init__(*args, **kwargs)
         self.thrift = thrift
-        if self.args.world_size > 1:
-            raise RuntimeError("ThriftyTrainer runs in one process: the trainer would split "
-                               "thrifty's per-rank shares again. Use thrifty.Thrift in your "
-                               "own loop under torchrun, or thrifty's engine")
         if self.args.max_steps > 0:
             raise ValueError("ThriftyTrainer trains by epochs (thrifty's methods schedule by "
                              "them): set num_train_epochs and leave max_steps unset")
@@ -155,8 +181,9 @@ class ThriftyTrainer(transformers.Trainer):
         """thrifty's dataset in thrifty's order (each pass: its next epoch), collated by
         the trainer's ``data_collator``."""
         args = self.args
-        return DataLoader(self.thrift.dataset, batch_size=args.per_device_train_batch_size,
-                          sampler=_NextEpochSampler(self.thrift),
+        return DataLoader(self.thrift.dataset,
+                          batch_sampler=_NextEpochBatches(self.thrift,
+                                                          args.per_device_train_batch_size),
                           collate_fn=self.data_collator,
                           num_workers=args.dataloader_num_workers,
                           pin_memory=args.dataloader_pin_memory)

@@ -482,9 +482,9 @@ class Thrift:
         if head is None:
             return
         width = len(fmt.split(head)[2])
-        share = len(self._share) if self._share is not None else 0
-        merges = self._order is not None and share > width and share % width > 0 \
-            and self.core.tail_merges(len(self._order), width)
+        order = self._order
+        merges = order is not None and self.core.batch_plan(self.epoch_size, len(order),
+                                                            width)[1]
         if not merges:
             yield head
             yield from it
