@@ -267,3 +267,15 @@ def test_a_second_ctrl_c_during_the_save_waits_for_it(tmp_path, digits, monkeypa
     resumed = Trainer.resume(trainer.run_dir, train=digits[0], test=digits[1],
                              log=lambda s: None).fit()  # the checkpoint is whole
     assert resumed["status"] == "finished"
+
+
+def test_more_command_line_nonsense_is_refused(tmp_path, capsys):
+    for argv, match in ((["train", "--resume", ""], "empty path"),
+                        (["bench", "--max-parallel", "-1"], "must be at least 1")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and match in capsys.readouterr().err
+    out = str(tmp_path / "r")
+    assert main(["train", "--workload", "digits-mlp", "--data-root", str(tmp_path),
+                 "--out-dir", out]) == 2
+    assert "built in (no files)" in capsys.readouterr().err

@@ -34,6 +34,23 @@ def _parse_kv(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(f"{exc} (in {text!r})") from None
 
 
+def _nonempty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a run folder or checkpoint, got an empty "
+                                         "path")
+    return text
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field; defaults are suppressed so that only given flags
     override the config file."""
@@ -86,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         "or SIGTERM saves a checkpoint; --resume continues it exactly.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     train.add_argument("--config", metavar="FILE", help="YAML or TOML file of run options")
-    train.add_argument("--resume", metavar="RUN", help="continue the run saved in RUN "
-                       "(a run folder or its checkpoint.pt); other options are ignored")
+    train.add_argument("--resume", metavar="RUN", type=_nonempty,
+                       help="continue the run saved in RUN (a run folder or its "
+                       "checkpoint.pt); other options are ignored")
     add_config_arguments(train)
 
     methods = sub.add_parser("methods", help="list the methods (data reduction and pruning) "
@@ -162,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="inprocess (default): every run in this process; submitit: one "
                        "job per seed on SLURM when there is one, else local processes "
                        "(optional extra thrifty[submitit])")
-    bench.add_argument("--max-parallel", type=int, default=1, metavar="N", help="submitit: "
+    bench.add_argument("--max-parallel", type=_at_least_one, default=1, metavar="N",
+                       help="submitit: "
                        "seed jobs running at once (default: 1)")
     bench.add_argument("--compact", action="store_true", help="print the short table (the "
                        "full one is always in OUT/table.csv and OUT/table.md)")

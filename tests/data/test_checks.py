@@ -66,3 +66,11 @@ def test_test_inputs_of_another_shape_are_refused(tmp_path, digits):
     with pytest.raises(ValueError, match=r"training inputs are \(1, 8, 8\)-shaped but the "
                                          r"test inputs \(1, 4, 4\)"):
         Trainer(_cfg(tmp_path), train=train, test=other, **QUIET)
+
+
+def test_limits_on_a_dataset_read_from_disk_are_refused_not_ignored(tmp_path, digits):
+    train, test = digits
+    cfg = _cfg(tmp_path)
+    cfg.train_limit = 100
+    with pytest.raises(ValueError, match="--train-limit subsets in-memory datasets"):
+        Trainer(cfg, train=_user_set(train.x, train.y), test=test, **QUIET)

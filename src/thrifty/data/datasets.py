@@ -334,6 +334,9 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
             raise DatasetNotFoundError("the imagefolder dataset needs --data-root pointing at "
                                        "a folder with train/ and val/ subfolders")
         return load_image_folder(root, augment=True if augment is None else augment)
+    if root is not None and key in ("digits", "synthetic"):
+        raise ValueError(f"the {key} dataset is built in (no files): --data-root {root} "
+                         "would not be read; leave it out")
     if key == "digits":
         return load_digits(seed=seed)
     return load_synthetic(seed=seed)

@@ -97,6 +97,13 @@ def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
         if limit is not None and limit > len(data):
             raise ValueError(f"--{option.replace('_', '-')} {limit} is more than the "
                              f"{len(data)} samples of the set: lower it or leave it out")
+    for limit, data, option in ((config.train_limit, train, "train_limit"),
+                                (config.test_limit, test, "test_limit")):
+        if limit is not None and not isinstance(data, TensorData):
+            raise ValueError(f"--{option.replace('_', '-')} subsets in-memory datasets; "
+                             f"{type(data).__name__} is read from disk, so the limit would "
+                             "be recorded but not applied: leave it out (or subset the "
+                             "folder)")
     if isinstance(train, TensorData):
         train = train.subset(config.train_limit, seed=config.seed)
     if isinstance(test, TensorData):
