@@ -194,6 +194,16 @@ def cat_rows(values: list[Any]) -> Any:
     return [item for v in values for item in v]
 
 
+def index_batches(indices: Iterable[int], batch_size: int, merge_tail: bool = False
+                  ) -> list[list[int]]:
+    """``indices`` cut into batches of ``batch_size`` (the last may be short); with
+    ``merge_tail`` a short last batch joins the one before it."""
+    batches = list(BatchSampler(indices, batch_size, drop_last=False))  # type: ignore[arg-type]
+    if merge_tail and len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches[-2:] = [batches[-2] + batches[-1]]
+    return batches
+
+
 def iterate_batches(
     data: TensorData | Dataset,
     indices: Iterable[int],
@@ -230,9 +240,7 @@ def iterate_batches(
             is loaded, so the random streams advance as the batches are trained). Default
             ``False``.
     """
-    batches = list(BatchSampler(indices, batch_size, drop_last=False))  # type: ignore[arg-type]
-    if merge_tail and len(batches) > 1 and len(batches[-1]) < batch_size:
-        batches[-2:] = [batches[-2] + batches[-1]]
+    batches = index_batches(indices, batch_size, merge_tail)
     device = torch.device(device)
     non_blocking = device.type == "cuda"
     if isinstance(data, TensorData):

@@ -24,7 +24,6 @@ checkpoint files); nothing of the protocol is written twice.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -42,7 +41,14 @@ from thrifty.engine.distributed import (
 from thrifty.engine.interfaces import Pieces, SelectionError, TrainContext
 from thrifty.engine.packing import Packer
 from thrifty.engine.record import SampleRecord
-from thrifty.engine.step import CorrectFn, ForwardFn, PhaseFn, SelectionStep, argmax_correct
+from thrifty.engine.step import (
+    CorrectFn,
+    ForwardFn,
+    PhaseFn,
+    SelectionStep,
+    _no_phase,
+    argmax_correct,
+)
 
 __all__ = ["COUNT_KEYS", "CORE_FORMAT", "MIN_BATCH_SHARE", "RunCore", "min_batch",
            "without_small_tail"]
@@ -85,10 +91,6 @@ def without_small_tail(batches: Iterator[T], size: Callable[[T], int],
         prev = cur
     if prev is not None:
         yield prev
-
-
-def _no_phase(name: str) -> Any:
-    return contextlib.nullcontext()
 
 
 class RunCore:
@@ -279,15 +281,21 @@ class RunCore:
     def select(self, batch: Batch, phase: PhaseFn = _no_phase) -> list[Batch]:
         """A loaded batch in, the training batches now full out (the batch itself without
         an in-batch selector). ``phase(name)`` times the selection's parts."""
-        self.count("loaded", len(batch.idx))
         if self.pieces.selector.identity:
-            self._given += 1
+            self.hand_out(len(batch.idx))
             return [batch]
+        self.count("loaded", len(batch.idx))
         done = self.step(batch, self.ctx, phase=phase)
         self.count("forwarded", done.forwarded)
         self.count("selected", done.selected)
         self._given += len(done.ready)
         return done.ready
+
+    def hand_out(self, n: int) -> None:
+        """Count a loaded batch of ``n`` samples handed out whole for training (no in-batch
+        selector): its losses are then due back through :meth:`train_loss`."""
+        self.count("loaded", n)
+        self._given += 1
 
     def finish_batches(self) -> list[Batch]:
         """The packer's end of the epoch: the last training batches (the packing rule's

@@ -34,9 +34,7 @@ class NoGradPasses:
     dist: Any
     num_classes: int
     _stats: Any
-
-    def _fill_counts(self, stats: Any) -> None:
-        raise NotImplementedError
+    _fill_counts: Callable[[Any], None]  # the trainer's: the epoch's counts into its stats
 
     def _autocast_at(self, dtype: torch.dtype | None) -> Any:
         return contextlib.nullcontext() if dtype is None \

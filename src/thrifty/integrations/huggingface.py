@@ -57,6 +57,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from thrifty.data.tensor import index_batches
 from thrifty.integrations.own_loop import Thrift, ThriftSampler
 
 STATE_FILE = "thrifty.pt"
@@ -77,11 +78,8 @@ class _NextEpochBatches(Sampler[list[int]]):
         if t.core.epoch_done:
             t.start_epoch()
         mine = t._take_order()
-        bs = self.batch_size
-        batches = [mine[i:i + bs] for i in range(0, len(mine), bs)]
-        if planned_batches(t, bs)[1]:
-            batches[-2:] = [batches[-2] + batches[-1]]
-        return iter(batches)
+        return iter(index_batches(mine, self.batch_size,
+                                  planned_batches(t, self.batch_size)[1]))
 
     def __len__(self) -> int:
         """Batches of the largest epoch (the pool's share): what the trainer plans for."""

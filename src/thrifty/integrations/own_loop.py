@@ -461,8 +461,7 @@ class Thrift:
         for batch in self._whole_batches(loader):
             x, y, idx = fmt.split(batch)
             if self.pieces.selector.identity:
-                core.count("loaded", len(idx))
-                core._given += 1
+                core.hand_out(len(idx))
                 yield self._give(batch, idx)
                 continue
             like = batch
@@ -509,8 +508,7 @@ class Thrift:
         :meth:`epoch` (the Hugging Face trainer's own loop): its samples may then come
         back through :meth:`loss`."""
         idx = torch.as_tensor(idx).long().cpu()
-        self.core.count("loaded", len(idx))
-        self.core._given += 1
+        self.core.hand_out(len(idx))
         self._given += 1
         self._outstanding[id(idx)] = idx
 
