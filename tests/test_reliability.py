@@ -155,6 +155,10 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     head = tmp_path / "head.pt"  # the same body with another head: loaded, head replaced
     torch.save(create_model("mlp", 7, (1, 8, 8)).state_dict(), head)
     Trainer(_cfg(tmp_path, weights=str(head)), **QUIET)
+    wide = tmp_path / "wide.pt"  # another input size: only the first layer differs
+    torch.save(create_model("mlp", 10, (1, 9, 9)).state_dict(), wide)
+    with pytest.raises(ValueError, match=r"not loaded: body\.1.*input size"):
+        Trainer(_cfg(tmp_path, weights=str(wide)), **QUIET)
 
 
 def test_an_empty_data_root_is_not_replaced_by_another_copy(tmp_path):
@@ -229,6 +233,21 @@ def test_a_full_disk_and_a_read_only_folder_are_named():
     assert "read-only" in error_line(ro) and "--out-dir" in error_line(ro)
 
 
+def test_torch_failing_to_write_a_checkpoint_is_named_a_full_disk(tmp_path, monkeypatch,
+                                                                  capsys):
+    def full(*args, **kwargs):  # what torch.save says when the disk fills mid-write
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter "
+                           "failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", full)
+    assert main(["train", "--workload", "digits-mlp", "--epochs", "1", "--no-progress",
+                 "--out-dir", str(tmp_path / "runs"), "--run-name", "r"]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full writing" in err and "checkpoint.pt" in err
+    assert "inline_container" not in err
+    assert not list((tmp_path / "runs" / "r").glob("*.tmp"))  # no half-written file left
+
+
 def test_a_nan_loss_in_the_first_epoch_says_no_checkpoint_exists(tmp_path, digits):
     train, test = digits
     bad = TensorData(train.x.clone(), train.y, 10, "nan")
@@ -279,3 +298,14 @@ def test_more_command_line_nonsense_is_refused(tmp_path, capsys):
     assert main(["train", "--workload", "digits-mlp", "--data-root", str(tmp_path),
                  "--out-dir", out]) == 2
     assert "built in (no files)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["train", "--workload", "digits-mlp", "--epochs", "-1"],
+                                  ["bench", "--workload", "digits-mlp", "--epochs", "0"]])
+def test_range_errors_come_before_pytorch_is_imported(argv):
+    code = ("import sys; from thrifty.cli import main; rc = main(sys.argv[1:]); "
+            "print(rc, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["2", "False"], out.stderr
+    assert "epochs must be at least 1" in out.stderr

@@ -258,12 +258,11 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from thrifty.engine import Trainer, TrainingInterrupted, make_config
+    from thrifty.engine.config import make_config  # errors before PyTorch is imported
     from thrifty.methods import training_methods
 
-    if args.resume:
-        trainer = Trainer.resume(args.resume)
-    else:
+    cfg = None
+    if not args.resume:
         overrides = {k: v for k, v in vars(args).items()
                      if k not in ("command", "config", "resume", "debug")}
         for key in ("method_args", "model_args"):
@@ -271,7 +270,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 overrides[key] = dict(overrides[key])
         cfg = make_config(overrides, args.config)
         training_methods(cfg.method)  # unknown names and pruners: refused before any data
-        trainer = Trainer(cfg)
+    from thrifty.engine import Trainer, TrainingInterrupted
+
+    trainer = Trainer(cfg) if cfg is not None else Trainer.resume(args.resume)
     try:
         result = trainer.fit()
     except TrainingInterrupted as exc:
@@ -297,10 +298,7 @@ def _number(text: str, option: str) -> float:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from thrifty.bench import load_bench_spec, run_bench, to_text
-    from thrifty.bench.runner import failed_runs, summarize
-    from thrifty.bench.table import to_compact_text
-    from thrifty.engine import TrainingInterrupted
+    from thrifty.bench.spec import load_bench_spec  # errors before PyTorch is imported
 
     overrides = dict(args.set)
     for key in ("workload", "epochs"):
@@ -312,6 +310,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         None if args.budgets == ["none"] else [_number(b, "--budgets") for b in args.budgets])
     spec = load_bench_spec(args.config, overrides=overrides, seeds=args.seeds,
                            methods=args.method, out_dir=args.out, budgets=budgets)
+    from thrifty.bench import run_bench, to_text
+    from thrifty.bench.runner import failed_runs, summarize
+    from thrifty.bench.table import to_compact_text
+    from thrifty.engine import TrainingInterrupted
+
     try:
         if args.executor == "submitit":
             from thrifty.bench.executor import run_bench_submitit

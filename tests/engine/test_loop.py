@@ -170,6 +170,39 @@ def test_resume_equals_uninterrupted(tiny_config, digits_aug, how):
     assert resumed.selector.calls == ref.selector.calls
 
 
+@pytest.mark.parametrize("epoch", [1, 2])  # a middle epoch and the last one
+def test_sigterm_during_evaluation_stops_it_and_resume_evaluates_again(tiny_config, digits,
+                                                                       epoch):
+    kw = dict(epochs=3, eval_batch_size=32)
+    ref = Trainer(tiny_config(run_name="ref", **kw), train=digits[0], test=digits[1],
+                  log=lambda s: None)
+    ref.fit()
+    cut = Trainer(tiny_config(run_name="cut", **kw), train=digits[0], test=digits[1],
+                  log=lambda s: None)
+    forward, calls = cut._forward_eval, []
+
+    def signalled(x, y):  # SIGTERM in the second test batch of the chosen epoch
+        calls.append(cut.core.epoch)
+        if calls.count(epoch) == 2 and len(cut.history) == epoch:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return forward(x, y)
+
+    cut._forward_eval = signalled
+    with pytest.raises(TrainingInterrupted):
+        cut.fit()
+    test_batches = -(-len(digits[1]) // 32)
+    assert calls.count(epoch) < test_batches  # the evaluation was cut short
+    assert json.loads((cut.run_dir / "result.json").read_text())["status"] == "interrupted"
+    assert torch.load(cut.run_dir / "checkpoint.pt", weights_only=True)["epoch"] == epoch + 1
+    resumed = Trainer.resume(cut.run_dir, train=digits[0], test=digits[1], log=lambda s: None)
+    result = resumed.fit()
+    assert result["status"] == "finished"
+    assert [e["test_accuracy"] for e in result["epochs"]] == [
+        e["test_accuracy"] for e in ref.history]
+    a, b = _weights(ref.model), _weights(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_from_epoch_boundary(tiny_config, digits):
     kw = dict(epochs=3)
     ref = Trainer(tiny_config(run_name="ref", **kw), train=digits[0], test=digits[1],

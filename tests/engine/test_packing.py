@@ -16,8 +16,19 @@ def test_carry_packs_full_batches_in_order():
     out = p.add(chunk(3, 6))  # 9 pending -> two batches of 4, 1 left
     assert [b.idx.tolist() for b in out] == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert p.count == 1
+    p.add(chunk(9, 2))  # 3 pending: at least half a batch, flushed at the epoch's end
     last = p.end_epoch()
-    assert [b.idx.tolist() for b in last] == [[8]] and p.count == 0
+    assert [b.idx.tolist() for b in last] == [[8, 9, 10]] and p.count == 0
+
+
+def test_flush_keeps_a_remainder_under_half_a_batch_for_the_next_epoch():
+    p = Packer(8)
+    p.add(chunk(0, 11))  # one batch of 8; 3 left, under half of 8
+    assert p.end_epoch() == [] and p.count == 3  # waits: never a 3-sample step
+    out = p.add(chunk(11, 5))  # next epoch: the 3 lead its first batch
+    assert [b.idx.tolist() for b in out] == [[8, 9, 10, 11, 12, 13, 14, 15]]
+    p.add(chunk(16, 2))
+    assert p.end_epoch(last=True) == [] and p.count == 0 and p.end_dropped == 2
 
 
 def test_strict_discard_single_step_is_assist_rule():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from thrifty.data.tensor import Batch
 from thrifty.engine import EpochSampler, PackingRule, TrainContext
-from thrifty.engine.core import without_small_tail
+from thrifty.engine.core import min_batch, without_small_tail
 from thrifty.engine.distributed import Dist, shard
 from thrifty.engine.packing import Packer
 from thrifty.engine.record import SampleRecord
@@ -91,8 +91,8 @@ def test_ddp_shares_are_disjoint_cover_the_choice_and_differ_by_at_most_one(orde
 @FAST
 @given(sizes=st.lists(st.integers(0, 40), max_size=30), rho=st.integers(1, 16),
        strict=st.booleans(), repeat=st.booleans(),
-       end=st.sampled_from(["flush", "carry", "drop"]))
-def test_packing_hands_every_chosen_sample_on_once(sizes, rho, strict, repeat, end):
+       end=st.sampled_from(["flush", "carry", "drop"]), last=st.booleans())
+def test_packing_hands_every_chosen_sample_on_once(sizes, rho, strict, repeat, end, last):
     packer = Packer(rho, PackingRule(strict=strict, repeat=repeat, end_of_epoch=end))
     start, out = 0, []
     for k in sizes:
@@ -101,8 +101,12 @@ def test_packing_hands_every_chosen_sample_on_once(sizes, rho, strict, repeat, e
         for b in packer.add(Batch(idx.float(), idx, idx)):
             assert len(b.idx) == rho  # packed batches are full
             out += b.idx.tolist()
-    out += [i for b in packer.end_epoch() for i in b.idx.tolist()]
+    flushed = packer.end_epoch(last=last)
+    assert all(len(b.idx) >= min_batch(rho) for b in flushed)  # never a tiny flush
+    out += [i for b in flushed for i in b.idx.tolist()]
     assert len(out) == len(set(out))
+    if last and end != "carry":
+        assert packer.count == 0  # after the last epoch nothing waits
     assert len(out) + packer.count + packer.end_dropped == start  # carry: still pending
 
 

@@ -78,7 +78,9 @@ def test_fresh_step_records_probe_losses_selects_and_packs():
     assert sel.seen[0].fresh and sel.seen[0].logits is not None
     second = step(_batch([6, 7, 8, 9]), _ctx(record))
     assert [b.idx.tolist() for b in second.ready] == [[0, 2, 4, 6]]
-    assert [b.idx.tolist() for b in step.end_epoch()] == [[8]]  # flush
+    # flush: 1 left, under half of rho = 4, waits for the next epoch; dropped after the last
+    assert step.end_epoch() == [] and step.packer.count == 1
+    assert step.end_epoch(last=True) == [] and step.packer.end_dropped == 1
 
 
 def test_stale_step_reads_the_record_and_runs_no_forward():

@@ -69,7 +69,10 @@ def test_mint_and_snacs_from_checkpoint_and_weights(trained, tmp_path, capsys):
     (["--from", "{root}/runs/base", "--method-arg", "groups=3"], "do not divide"),
     (["--from", "{root}/runs/base", "--method-arg", "per_class=1000"], "fewer than the 1000"),
     (["--from", "{root}/runs/base", "--method-arg", "tau=0.5"], "unknown mint option"),
-    (["--from", "{root}/runs/base", "--model", "cnn"], "do not fit model 'cnn'"),
+    (["--from", "{root}/runs/base", "--model", "cnn"], "trained model 'mlp', but --model"),
+    # a digits run pruned "as" fmnist-cnn would retrain the digits model on Fashion-MNIST
+    (["--from", "{root}/runs/base", "--workload", "fmnist-cnn"],
+     "trained dataset 'digits', but --workload fmnist-cnn names 'fashion-mnist'"),
 ])
 def test_clear_errors(trained, tmp_path, capsys, args, message):
     args = [a.format(root=trained) for a in args]

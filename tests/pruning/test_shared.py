@@ -53,6 +53,14 @@ def test_mask_errors_name_the_problem(tmp_path):
     torch.save({"x": 1}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="not a thrifty mask file"):
         load_masks(tmp_path / "bad.pt")
+    halves = tmp_path / "half.pt"  # written by hand: save_masks only writes bool masks
+    torch.save({"format": "thrifty-masks/1", "masks": {"2": torch.full((6, 4, 3, 3), 0.5)}},
+               halves)
+    with pytest.raises(ValueError, match="half.pt: the mask of layer '2' is not all 0s and 1s"):
+        load_masks(halves)
+    (tmp_path / "cut.pt").write_bytes(halves.read_bytes()[:100])  # truncated
+    with pytest.raises(ValueError, match="cut.pt is not a readable mask file"):
+        load_masks(tmp_path / "cut.pt")
 
 
 def test_sensitivity_matches_the_closed_form():

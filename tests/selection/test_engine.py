@@ -139,7 +139,13 @@ def test_small_epochs_with_carry_wait_for_a_full_batch(tiny_config, digits):
     trained = [e["samples_trained"] for e in result["epochs"]]
     assert all(s > 0 for s in selected) and trained[0] == 0
     assert sum(selected) == sum(trained) + trainer.packer.count
-    _, flushed = _fit(tiny_config(epochs=1, batch_size=64, train_limit=100, run_name="f"),
-                      digits, Adonis(end_of_epoch="flush"))
-    assert flushed["epochs"][0]["samples_trained"] == \
-        flushed["epochs"][0]["method"]["selector_selected"] > 0
+    # flush: an epoch's remainder of at least 32 (half of 64) is trained, a smaller one
+    # waits for the next epoch; after the last epoch it is dropped, counted
+    flusher, flushed = _fit(tiny_config(epochs=3, batch_size=64, train_limit=100,
+                                        run_name="f"), digits, Adonis(end_of_epoch="flush"))
+    selected = [e["method"]["selector_selected"] for e in flushed["epochs"]]
+    trained = [e["samples_trained"] for e in flushed["epochs"]]
+    assert all(t == 0 or t >= 32 for t in trained) and sum(trained) > 0
+    dropped = [e["method"]["end_of_epoch_dropped"] for e in flushed["epochs"]]
+    assert sum(selected) == sum(trained) + sum(dropped) and dropped[-1] < 32
+    assert flusher.packer.count == 0

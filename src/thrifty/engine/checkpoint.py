@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -26,6 +27,12 @@ def atomic_write_bytes(path: str | Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except RuntimeError as exc:  # torch's writer reports a failed write in its own words
+        Path(tmp).unlink(missing_ok=True)
+        if "write failed" in str(exc) or "inline_container" in str(exc):
+            raise OSError(errno.ENOSPC, "disk full (or the write failed) while writing "
+                          f"{path}", str(path)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

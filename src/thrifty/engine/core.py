@@ -38,7 +38,13 @@ from thrifty.engine.distributed import (
     shard,
     sum_counts,
 )
-from thrifty.engine.interfaces import Pieces, SelectionError, TrainContext
+from thrifty.engine.interfaces import (
+    MIN_BATCH_SHARE,
+    Pieces,
+    SelectionError,
+    TrainContext,
+    min_batch,
+)
 from thrifty.engine.packing import Packer
 from thrifty.engine.record import SampleRecord
 from thrifty.engine.step import (
@@ -59,19 +65,7 @@ CORE_FORMAT = "thrifty-core/1"
 #: scoring), samples an in-batch selector chose, samples trained on, training steps.
 COUNT_KEYS = ("loaded", "forwarded", "selected", "trained", "steps")
 
-#: A loader's last batch smaller than this share of the batch size joins the one before it
-#: instead of being trained alone: one sample under BatchNorm can wreck a trained model
-#: (90 % -> 10 % in one step, measured on fmnist-cnn). A packing rule's ``flush`` of a
-#: selector's remainder keeps its paper's semantics (see the selector's card).
-MIN_BATCH_SHARE = 0.5
-
 T = TypeVar("T")
-
-
-def min_batch(batch_size: int) -> int:
-    """The smallest batch trained alone for a run of ``batch_size`` (see
-    :data:`MIN_BATCH_SHARE`)."""
-    return max(1, math.ceil(batch_size * MIN_BATCH_SHARE))
 
 
 def without_small_tail(batches: Iterator[T], size: Callable[[T], int],
@@ -300,7 +294,8 @@ class RunCore:
     def finish_batches(self) -> list[Batch]:
         """The packer's end of the epoch: the last training batches (the packing rule's
         ``flush``) or none."""
-        out = self.packer.end_epoch()
+        epochs = self.ctx.epochs
+        out = self.packer.end_epoch(last=bool(epochs) and self.ctx.epoch >= epochs - 1)
         self._given += len(out)
         return out
 

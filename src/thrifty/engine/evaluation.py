@@ -10,6 +10,7 @@ import torch
 from thrifty.data import eval_view, iterate_batches
 from thrifty.engine.accounting import EpochStats
 from thrifty.engine.distributed import gather_in_order, shard
+from thrifty.engine.results import epoch_line
 from thrifty.metrics import loss_ratios, loss_statistics
 
 if TYPE_CHECKING:
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss (or a test loss) became NaN or infinite."""
+
+
+class EvaluationStopped(Exception):
+    """A stop request (SIGINT/SIGTERM) arrived during an evaluation pass, which was cut
+    short; the run saves its checkpoint and evaluates that epoch again on resume."""
 
 
 @torch.no_grad()
@@ -29,6 +35,8 @@ def dataset_losses(t: Trainer, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     mine = shard(torch.arange(len(data)), t.dist)
     for b in iterate_batches(data, mine.tolist(), t.config.eval_batch_size, device=t.device,
                              num_workers=t.config.num_workers):
+        if t.stopping():  # a long test set must not hold off a scheduler's SIGTERM
+            raise EvaluationStopped
         lo, lg = t._forward_eval(b.x, b.y)
         losses.append(lo.cpu())
         correct.append((lg.argmax(1) == b.y).cpu())
@@ -55,3 +63,15 @@ def evaluate(t: Trainer, stats: EpochStats, final: bool) -> None:
             tr_losses, tr_correct = dataset_losses(t, t.train_data)
             stats.train_loss_stats = loss_statistics(tr_losses, tr_correct)
             stats.loss_ratios = loss_ratios(stats.test_loss, stats.train_loss_stats)
+
+
+def evaluate_again(t: Trainer) -> None:
+    """The last epoch's evaluation, cut short by a stop request, run again on the model of
+    the checkpoint (the model as that epoch ended); its entry of ``t.history`` replaced."""
+    last = dict(t.history[-1])
+    last.pop("train_time", None)
+    stats = EpochStats(**last)
+    evaluate(t, stats, final=stats.epoch == t.config.epochs - 1)
+    t.timer.flush()
+    t.history[-1] = stats.to_dict()
+    t.log(epoch_line(stats, t.config.epochs) + " (evaluated on resume)")

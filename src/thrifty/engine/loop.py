@@ -44,16 +44,21 @@ from thrifty.engine.core import RunCore
 from thrifty.engine.distributed import (
     Dist,
     agree,
-    broadcast_object,
     from_environment,
     sync_optimizer,
 )
-from thrifty.engine.evaluation import NonFiniteLossError, dataset_losses, evaluate
+from thrifty.engine.evaluation import (
+    EvaluationStopped,
+    NonFiniteLossError,
+    dataset_losses,
+    evaluate,
+    evaluate_again,
+)
 from thrifty.engine.interfaces import BatchSelector, EpochSampler, Reducer
 from thrifty.engine.optim import build_optimizer, build_scheduler
 from thrifty.engine.passes import NoGradPasses
 from thrifty.engine.results import epoch_line, run_result
-from thrifty.engine.run_state import restore_run, save_run
+from thrifty.engine.run_state import prepare_run_dir, restore_run, save_run
 from thrifty.engine.runtime import environment, resolve_amp, resolve_device
 from thrifty.engine.signals import StopRequests, TrainingInterrupted
 from thrifty.engine.snapshot import train_copy
@@ -198,6 +203,12 @@ class Trainer(NoGradPasses):
         trainer._bench = bench  # a benchmark's run continued by hand keeps its label
         return trainer
 
+    def stopping(self) -> bool:
+        """Whether a stop was requested and a pass may be cut short for it (a single
+        process; under DDP the ranks stop together at the end of an epoch)."""
+        return (self._stop_signal is not None or self._stop_requested) and \
+            not self.dist.enabled
+
     def request_stop(self) -> None:
         """Ask the loop to save a checkpoint and stop after the current batch."""
         self._stop_requested = True
@@ -283,18 +294,6 @@ class Trainer(NoGradPasses):
         return save_run(self, epoch, position, order, stats)
 
     # ------------------------------------------------------------------ the loop
-    def _prepare_run_dir(self) -> None:
-        if self._resume_state is not None:
-            return
-        if self.dist.is_main:
-            base = self.run_dir
-            i = 1
-            while (self.run_dir / "result.json").exists():  # never overwrite a finished result
-                self.run_dir = base.with_name(f"{base.name}-{i}")
-                i += 1
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.run_dir = Path(broadcast_object(str(self.run_dir), self.dist))  # rank 0's
-
     def _write_result(self, status: str, error: str | None = None) -> dict[str, Any]:
         self.result = run_result(self, status, error)
         if self.dist.is_main:
@@ -303,7 +302,7 @@ class Trainer(NoGradPasses):
 
     def _fit(self) -> dict[str, Any]:
         cfg = self.config
-        self._prepare_run_dir()
+        prepare_run_dir(self)
         if self.dist.is_main:
             self._lock = FolderLock(self.run_dir, what="run folder").acquire()
         self.ctx.run_dir = self.run_dir if self.dist.is_main else None
@@ -322,6 +321,8 @@ class Trainer(NoGradPasses):
             self._resume_state = None
             self.log(f"resuming {self.run_dir} at epoch {start_epoch + 1}"
                      + (f", batch {position}" if position else ""))
+            if self.history and not self.history[-1].get("test_loss"):
+                evaluate_again(self)  # stopped during its evaluation
         elif self.reducer.name != "full":
             self.log(f"{self.reducer.name}: pool of {len(pool)} of {len(self.labels)} samples "
                      f"for the sampler ({self.prep_time:.2f}s of preparation)")
@@ -451,8 +452,7 @@ class Trainer(NoGradPasses):
                 bar.update(1)
                 if self.on_batch_end is not None:
                     self.on_batch_end(self)
-                if (self._stop_signal is not None or self._stop_requested) \
-                        and not self.dist.enabled:  # under DDP: at the epoch's end
+                if self.stopping():  # under DDP: at the epoch's end
                     if self.energy_meter:
                         stats.energy_j += self.energy_meter.read() - energy0
                     self.timer.flush()
@@ -474,7 +474,13 @@ class Trainer(NoGradPasses):
             self.scheduler.step()
         stats.train_loss = self.core.last_loss_sum / max(stats.samples_trained, 1)
         stats.method = dict(self.core.diagnostics)
-        evaluate(self, stats, final=epoch == cfg.epochs - 1)
+        try:
+            evaluate(self, stats, final=epoch == cfg.epochs - 1)
+        except EvaluationStopped:  # the trained epoch is kept; resume evaluates it again
+            self.timer.flush()
+            self.history.append(stats.to_dict())
+            self._stats = None
+            raise TrainingInterrupted(self._stop_signal, self._save(epoch + 1)) from None
         self.timer.flush()
         self.history.append(stats.to_dict())
         self._stats = None

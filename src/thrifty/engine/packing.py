@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from thrifty.data.tensor import Batch, cat_rows, slice_rows, to_device
-from thrifty.engine.interfaces import PackingRule
+from thrifty.engine.interfaces import PackingRule, min_batch
 
 
 class Packer:
@@ -72,9 +72,20 @@ class Packer:
                 break
         return out
 
-    def end_epoch(self) -> list[Batch]:
-        """Apply the end-of-epoch rule to what is still pending."""
+    def end_epoch(self, last: bool = False) -> list[Batch]:
+        """Apply the end-of-epoch rule to what is still pending.
+
+        Args:
+            last: the run's last epoch. ``flush`` keeps a remainder under
+                :func:`~thrifty.engine.interfaces.min_batch` for the next epoch (no tiny
+                batch is trained alone); after the last epoch it is dropped and counted in
+                ``end_dropped``. Default ``False``.
+        """
         if not self.count or self.rule.end_of_epoch == "carry":
+            return []
+        if self.rule.end_of_epoch == "flush" and self.count < min_batch(self.batch_size):
+            if last:
+                self.drop_pending()
             return []
         merged = self._merge()
         self._parts, self.count = [], 0

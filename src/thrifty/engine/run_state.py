@@ -13,6 +13,7 @@ import torch
 
 from thrifty.engine.accounting import EpochStats
 from thrifty.engine.checkpoint import rng_state, save_checkpoint, set_rng_state
+from thrifty.engine.distributed import broadcast_object
 
 if TYPE_CHECKING:
     from thrifty.engine.loop import Trainer
@@ -102,3 +103,17 @@ def restore_run(t: Trainer, state: dict[str, Any]
         s.pop("train_time", None)
         stats = EpochStats(**s)
     return state["epoch"], state["position"], state["order"], stats
+
+
+def prepare_run_dir(t: Trainer) -> None:
+    """A new run's folder, made by rank 0 and shared with every rank; a folder holding a
+    finished result is never written over (``NAME-1``, ``NAME-2``, ... instead)."""
+    if t._resume_state is not None:
+        return
+    if t.dist.is_main:
+        base, i = t.run_dir, 1
+        while (t.run_dir / "result.json").exists():
+            t.run_dir = base.with_name(f"{base.name}-{i}")
+            i += 1
+        t.run_dir.mkdir(parents=True, exist_ok=True)
+    t.run_dir = Path(broadcast_object(str(t.run_dir), t.dist))  # rank 0's

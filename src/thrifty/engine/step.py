@@ -105,6 +105,7 @@ class SelectionStep:
             ready = self.packer.add(take(batch, pos))
         return StepResult(ready, forwarded, len(pos))
 
-    def end_epoch(self) -> list[Batch]:
-        """The packing rule's end of epoch: the training batches left (flush) or none."""
-        return self.packer.end_epoch()
+    def end_epoch(self, last: bool = False) -> list[Batch]:
+        """The packing rule's end of epoch: the training batches left (flush) or none
+        (``last``: the run's last epoch, see :meth:`Packer.end_epoch`)."""
+        return self.packer.end_epoch(last)

@@ -99,14 +99,17 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = False) -> nn
         raise ValueError(f"weights in {path} do not match the model: skipped {skipped[:5]}")
     if not keep:
         raise ValueError(f"no tensor of {path} matches the model; wrong architecture?")
-    missing = sorted(set(model.state_dict()) - set(keep))
+    own = list(model.state_dict())
+    missing = sorted(set(own) - set(keep))
     modules = {k.rsplit(".", 1)[0] for k in missing}
-    if len(modules) > 1:  # more than a new classifier head: another architecture
+    head = own[-1].rsplit(".", 1)[0]  # the last module with tensors: the classifier
+    if modules and modules != {head}:  # more than a new classifier head: another model
         raise ValueError(
             f"weights in {path} fit only {len(keep)} of the model's "
             f"{len(model.state_dict())} tensors (not loaded: {', '.join(missing[:4])}"
-            f"{', ...' if len(missing) > 4 else ''}): they come from another architecture "
-            "or model hyper-parameters (--model, --model-arg); only a different classifier "
+            f"{', ...' if len(missing) > 4 else ''}): they come from another architecture, "
+            "input size or model hyper-parameters (--model, --model-arg); only a different "
+            "classifier "
             "head is replaced")
     model.load_state_dict(keep, strict=False)
     return model

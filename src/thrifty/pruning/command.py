@@ -80,6 +80,18 @@ def resolve_config(source_config: Mapping[str, Any] | None, overrides: Mapping[s
     base = {k: source_config[k] for k in _FROM_RUN if source_config and k in source_config}
     if source_config and source_config.get("workload") and "workload" not in given:
         base["workload"] = source_config["workload"]
+    if source_config:  # the weights were trained on one dataset and model: keep them
+        named = make_config({k: v for k, v in given.items()
+                             if k in ("workload", "model", "dataset")})
+        for key in ("dataset", "model"):
+            ran = source_config.get(key)
+            asked = given.get(key, getattr(named, key) if "workload" in given else None)
+            if ran is not None and asked is not None and asked != ran:
+                flag = f"--{key}" if key in given else f"--workload {given['workload']}"
+                raise ValueError(
+                    f"the source run trained {key} {ran!r}, but {flag} names {asked!r}: "
+                    f"pruning and retraining must use the run's own {key}; leave "
+                    f"{flag.split()[0]} out (the run's folder says which it was)")
     return make_config({**base, **given})
 
 

@@ -28,6 +28,7 @@ from thrifty.engine.interfaces import (
     SelectionError,
     SelectionInput,
     TrainContext,
+    min_batch,
 )
 from thrifty.methods import register_method
 from thrifty.selection.loss_selectors import LossSelector
@@ -116,7 +117,8 @@ class AssistSelector(BatchSelector):
             ``True`` ("while"): as many steps as the buffer allows.
         end_of_epoch: ``"carry"`` (default, the thesis: the buffer persists across epochs;
             what is pending when training ends is never used), ``"flush"`` (one smaller step
-            at the end of every epoch) or ``"drop"``.
+            at the end of every epoch; a remainder under half the batch size waits for the
+            next epoch instead, so no tiny batch meets BatchNorm) or ``"drop"``.
         accumulate: ``True`` (default, Alg 10). ``False``: the unstable batch size variant
             (Alg 9): one step on each raw batch's accepted samples, whatever their number,
             and no step for a raw batch that accepts nothing; ``strict``, ``overflow``,
@@ -296,6 +298,7 @@ class AssistSelector(BatchSelector):
         self.starved_epoch = False
         self._set_up = False
         self._epoch_selector: tuple[int, float, LossSelector] | None = None
+        self._ctx: TrainContext | None = None
 
     # ------------------------------------------------------------------ engine hooks
     def setup(self, ctx: TrainContext) -> None:
@@ -333,6 +336,7 @@ class AssistSelector(BatchSelector):
         """Positions of the raw batch's samples that enter the buffer (sorted)."""
         if not self._set_up:  # used outside the engine without setup()
             self.setup(ctx)
+        self._ctx = ctx  # the epoch, for the end-of-epoch replay of the packer
         n = len(batch.idx)
         self.counts["raw_batches"] += 1
         self.counts["forwarded"] += n
@@ -416,11 +420,14 @@ class AssistSelector(BatchSelector):
         """
         c = self.counts
         if self.pending and not self.packing.immediate and self.end_of_epoch != "carry":
-            if self.end_of_epoch == "flush":
+            ctx = self._ctx  # the packer's flush: a remainder under min_batch waits
+            last = ctx is not None and bool(ctx.epochs) and ctx.epoch >= ctx.epochs - 1
+            if self.end_of_epoch == "flush" and self.pending >= min_batch(self.batch_size):
                 c["steps"] += 1
-            else:
+                self.pending = 0
+            elif self.end_of_epoch == "drop" or last:
                 c["end_of_epoch_dropped"] += self.pending
-            self.pending = 0
+                self.pending = 0
         stepless = c["raw_batches"] > 0 and c["steps"] == 0 and self.pending == 0
         c["starved_epochs"] += int(stepless)
         if self.patience_arg is None and c["forwarded"]:

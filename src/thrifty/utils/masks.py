@@ -53,10 +53,23 @@ def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path} (write one with `thrifty prune`)")
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, garbage or a pickle payload: name the file
+        raise ValueError(f"{path} is not a readable mask file ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:120]}); write it again with "
+                         "`thrifty prune`") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path} is not a thrifty mask file (expected format {FORMAT!r})")
-    return data["masks"]
+    masks = data.get("masks")
+    if not isinstance(masks, dict):
+        raise ValueError(f"{path} holds no masks mapping: write it again with `thrifty prune`")
+    for name, mask in masks.items():
+        if not isinstance(mask, torch.Tensor) or not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"{path}: the mask of layer {name!r} is not all 0s and 1s (a "
+                             "mask keeps a weight (1) or removes it (0)); write it again "
+                             "with `thrifty prune`")
+    return masks
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
