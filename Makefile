@@ -1,8 +1,9 @@
-# The two commands of the README. Both set up a fresh machine first (scripts/setup.sh).
+# The two commands of the README (demo, test), lint and the documentation site. Each sets up a
+# fresh machine first (scripts/setup.sh).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test setup lint
+.PHONY: demo test setup lint docs
 
 setup:
 	@bash scripts/setup.sh
@@ -16,3 +17,7 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
+
+# the documentation site (mkdocs.yml, docs/) into site/; any warning fails the build
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set up everything thrifty needs on a fresh machine: a virtual environment with the project
-# installed (editable, with test tools and the optional integrations its tests exercise:
-# Lightning, Hugging Face transformers, submitit) and the Fashion-MNIST Debian package.
-# Idempotent: a second call only checks. Used by `make demo`, `make test` and `.ci/run`.
+# installed (editable, with test tools, the optional integrations its tests exercise:
+# Lightning, Hugging Face transformers, submitit, Optuna for tuning, and the documentation
+# site's tools: mkdocs-material, mkdocstrings) and the Fashion-MNIST Debian package.
+# Idempotent: a second call only checks. Used by `make demo`, `make test`, `make docs` and
+# `.ci/run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -16,7 +18,7 @@ fi
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
     echo "[setup] installing thrifty and its dependencies (torch comes from the local disk where available)"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e ".[dev,lightning,hf,submitit]"
+    "$VENV/bin/python" -m pip install --quiet -e ".[dev,lightning,hf,submitit,docs,tune]"
     touch "$STAMP"
 fi
 

@@ -7,7 +7,7 @@ that counts every unit of work so that speed-ups and accuracy costs are measured
 
 __version__ = "0.1.0"
 
-__all__ = ["Thrift", "__version__"]
+__all__ = ["Thrift", "Workload", "__version__"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from thrifty.integrations.own_loop import Thrift
 
         return Thrift
+    if name == "Workload":
+        from thrifty.workload import Workload
+
+        return Workload
     raise AttributeError(f"module 'thrifty' has no attribute {name!r}")

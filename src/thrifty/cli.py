@@ -72,9 +72,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         elif t.startswith("float"):
             group.add_argument(flag, type=float, metavar="X", **kw)
         else:
-            choices = list(WORKLOADS) if f.name == "workload" else None
-            group.add_argument(flag, type=str, metavar="NAME" if choices is None else None,
-                               choices=choices, **kw)
+            group.add_argument(flag, type=str, metavar="NAME", **kw)
     group.add_argument("--method", action="append", dest="method", default=argparse.SUPPRESS,
                        metavar="NAME", help="data-reduction method by name; repeat (or join "
                        "with +, e.g. infobatch+stale-sb) to combine one per place (see "
@@ -162,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config", metavar="FILE", help="YAML/TOML benchmark file: seeds, "
                        "runs (method strings or {label, method, method_args}), out_dir, and "
                        "any run option shared by all runs")
-    bench.add_argument("--workload", choices=list(WORKLOADS), help="standard workload")
+    bench.add_argument("--workload", metavar="NAME", help=f"a standard workload "
+                       f"({', '.join(WORKLOADS)}) or your own: FILE.py:FUNCTION or "
+                       "package.module:FUNCTION returning a thrifty.Workload")
     bench.add_argument("--epochs", type=int, help="epochs of every run")
     bench.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds (default: 0)")
     bench.add_argument("--method", action="append", metavar="SPEC", default=[],
@@ -176,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "baselines trained for these shares of the epochs with the schedule "
                        "fully decayed, the equal-time frontier (default: the file's, else "
                        "0.25 0.5 0.75; 'none' for none)")
+    bench.add_argument("--method-budgets", nargs="+", metavar="SHARE", help="also run every "
+                       "method for these shares of the epochs, its schedules spanning the "
+                       "shorter run (e.g. 0.5 0.75; default: the file's, else none)")
+    bench.add_argument("--target-drop", type=float, metavar="PP", help="the plan's largest "
+                       "accepted accuracy drop in percentage points (default: the file's, "
+                       "else 0.5)")
     bench.add_argument("--executor", choices=["inprocess", "submitit"], default="inprocess",
                        help="inprocess (default): every run in this process; submitit: one "
                        "job per seed on SLURM when there is one, else local processes "
@@ -308,8 +314,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         overrides["progress"] = False
     budgets = ... if args.budgets is None else (
         None if args.budgets == ["none"] else [_number(b, "--budgets") for b in args.budgets])
+    method_budgets = ... if args.method_budgets is None else (
+        None if args.method_budgets == ["none"] else
+        [_number(b, "--method-budgets") for b in args.method_budgets])
     spec = load_bench_spec(args.config, overrides=overrides, seeds=args.seeds,
-                           methods=args.method, out_dir=args.out, budgets=budgets)
+                           methods=args.method, out_dir=args.out, budgets=budgets,
+                           method_budgets=method_budgets,
+                           target_drop=... if args.target_drop is None else args.target_drop)
     from thrifty.bench import run_bench, to_text
     from thrifty.bench.runner import failed_runs, summarize
     from thrifty.bench.table import to_compact_text
@@ -328,7 +339,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     rows = summarize(spec, out["calibration"])
     print(to_compact_text(rows) if args.compact else to_text(rows))
     print(f"\ntables: {spec.out_dir}/table.csv, {spec.out_dir}/table.md; runs: "
-          f"{spec.out_dir}/runs/")
+          f"{spec.out_dir}/runs/\n")
+    print((Path(spec.out_dir) / "plan.md").read_text().rstrip())
+    print(f"\n(the plan: {spec.out_dir}/plan.md)")
     failed = failed_runs(spec)
     if failed:
         print(f"\n{len(failed)} run(s) failed (the same command retries them):\n  "

@@ -109,7 +109,12 @@ def test_table_arithmetic_by_hand():
     ideal = (200 * 2) / (200 * 1 + 100 * 2)
     assert meth["ideal_boost"] == pytest.approx(ideal)
     assert meth["efficiency"] == pytest.approx(2.0 / ideal)
-    assert "never (2/2)" in to_markdown(rows)
+    # half the samples trained, but as many forwards: as much reference work as the
+    # baseline, so no boost is credited
+    assert ideal == 1.0 and meth["note"] == "no saving"
+    assert "never (2/2)" not in to_markdown(rows) and "no saving" in to_markdown(rows)
+    rows = compute_rows(results, {"forward_cost": 1.0, "train_cost": 3.0})  # a saving
+    assert "note" not in rows[1] and "never (2/2)" in to_markdown(rows)
 
 
 def test_bench_cli_prints_table(tmp_path, capsys):

@@ -28,7 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from thrifty.bench.spec import BASELINE  # noqa: E402
-from thrifty.bench.table import COLUMNS, _fmt, compute_rows, to_markdown  # noqa: E402
+from thrifty.bench.table import COLUMNS, _cell, compute_rows, to_markdown  # noqa: E402
 
 
 def load_results_dir(path: str | Path) -> dict[str, Any]:
@@ -292,7 +292,7 @@ def write_report(path: str | Path, out: str | Path | None = None) -> dict[str, P
     (out / "report.md").write_text("\n".join(md))
 
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k), k))}</td>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r, k))}</td>"
                                     for k, _ in COLUMNS) + "</tr>" for r in rows)
     legend = "<table class='keys'><thead><tr><th>key</th><th>configuration</th></tr></thead>" \
         "<tbody>" + "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(lb)}</td></tr>"

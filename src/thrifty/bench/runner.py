@@ -264,7 +264,9 @@ def collect(spec: BenchSpec) -> dict[str, Any]:
 
 def summarize(spec: BenchSpec, calibration: dict[str, float] | None = None
               ) -> list[dict[str, Any]]:
-    """Compute the comparison table from the stored results; write table.csv/table.md."""
+    """Compute the comparison table from the stored results; write table.csv, table.md and
+    the plan (plan.md, :mod:`thrifty.bench.recommend`)."""
+    from thrifty.bench.recommend import make_plan
     from thrifty.bench.table import compute_rows, to_csv, to_markdown
 
     out = Path(spec.out_dir)
@@ -274,4 +276,5 @@ def summarize(spec: BenchSpec, calibration: dict[str, float] | None = None
                         spec.frontier_of())
     (out / "table.csv").write_text(to_csv(rows))
     (out / "table.md").write_text(to_markdown(rows))
+    (out / "plan.md").write_text(make_plan(rows, spec))
     return rows

@@ -24,6 +24,8 @@ RUN_OPTIONS = set(RunConfig.__dataclass_fields__)
 BASELINE = "baseline"
 #: Default budget baselines: these shares of the benchmark's epochs (``budgets: none`` off).
 DEFAULT_BUDGETS = (0.25, 0.5, 0.75)
+#: Default largest accuracy drop (p.p.) the plan accepts (``--target-drop``).
+DEFAULT_TARGET_DROP = 0.5
 
 
 @dataclass
@@ -42,6 +44,7 @@ class MethodRun:
     options: dict[str, Any] = field(default_factory=dict)  # run options of its grid group
     budget: float | None = None  # share of the epochs, for a budget baseline
     twin: str | None = None  # the full baseline a budget baseline is compared with
+    share: float | None = None  # share of the epochs, for a method run at a budget
 
     @property
     def group(self) -> str:
@@ -49,8 +52,9 @@ class MethodRun:
         return group_name(self.options)
 
 
-def check_budgets(budgets: Any) -> list[float]:
-    """Budget shares as a sorted list of floats in (0, 1); ``None``/``"none"``/``[]``: none."""
+def check_budgets(budgets: Any, name: str = "budgets") -> list[float]:
+    """Budget shares as a sorted list of floats in (0, 1); ``None``/``"none"``/``[]``: none.
+    ``name`` is the option named in the error (``budgets`` or ``method_budgets``)."""
     if budgets is None or budgets == "none" or budgets == ["none"]:
         return []
     if not isinstance(budgets, (list, tuple)):
@@ -58,10 +62,19 @@ def check_budgets(budgets: Any) -> list[float]:
     out = []
     for b in budgets:
         if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 < b < 1:
-            raise ValueError(f"budgets are shares of the epochs in (0, 1), e.g. "
-                             f"budgets: [0.25, 0.5, 0.75] (or none); got {b!r}")
+            raise ValueError(f"{name} are shares of the epochs in (0, 1), e.g. "
+                             f"{name}: [0.25, 0.5, 0.75] (or none); got {b!r}")
         out.append(float(b))
     return sorted(set(out))
+
+
+def check_target_drop(value: Any) -> float:
+    """The plan's largest accepted accuracy drop in p.p.: a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 <= value < 100):
+        raise ValueError(f"target_drop is the largest accuracy drop the plan accepts, in "
+                         f"percentage points in [0, 100), e.g. 0.5; got {value!r}")
+    return float(value)
 
 
 def budget_options(config: RunConfig, share: float) -> dict[str, Any] | None:
@@ -115,9 +128,13 @@ class BenchSpec:
     runs: list[MethodRun]
     out_dir: str = "bench"
     budgets: list[float] = field(default_factory=lambda: list(DEFAULT_BUDGETS))
+    method_budgets: list[float] = field(default_factory=list)
+    target_drop: float = DEFAULT_TARGET_DROP
 
     def __post_init__(self) -> None:
         self.budgets = check_budgets(self.budgets)
+        self.method_budgets = check_budgets(self.method_budgets, "method_budgets")
+        self.target_drop = check_target_drop(self.target_drop)
         if not self.seeds:
             raise ValueError("a benchmark needs at least one seed")
         labels = [r.label for r in self.runs]
@@ -152,6 +169,7 @@ class BenchSpec:
                 self.runs.insert(min(users, default=0), MethodRun(label, options=dict(opts)))
         make_config(dict(self.base))  # validate the shared options early
         self._add_budget_runs()
+        self._add_method_budget_runs()
 
     def _add_budget_runs(self) -> None:
         """After each group's baseline, its budget baselines; a budget run whose recipe
@@ -178,6 +196,34 @@ class BenchSpec:
                 if shared[key].label not in labels:
                     labels.append(shared[key].label)
             self.frontier[r.label] = labels
+        self.runs = runs
+
+    def _add_method_budget_runs(self) -> None:
+        """After each method run, the same methods trained for each share of
+        ``method_budgets`` of its epochs, every per-epoch schedule (the learning rate's and
+        the methods' own, InfoBatch's annealing included) spanning the shorter run; each
+        is paired with the method's full baseline."""
+        if not self.method_budgets:
+            return
+        pair = self.baseline_of()
+        runs: list[MethodRun] = []
+        for r in self.runs:
+            runs.append(r)
+            if not r.method or r.budget is not None:
+                continue
+            full = make_config({**self.base, **r.options, "method": list(r.method),
+                                "method_args": dict(r.method_args)})
+            for share in self.method_budgets:
+                opts = budget_options(full, share)
+                if opts is None:
+                    continue
+                runs.append(MethodRun(f"{r.label} @ {100 * share:g}% ({opts['epochs']} ep)",
+                                      list(r.method), dict(r.method_args),
+                                      {**r.options, **opts}, twin=pair[r.label], share=share))
+        labels = [r.label for r in runs]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"method_budgets make labels that already exist: {dup}")
         self.runs = runs
 
     def baseline_of(self) -> dict[str, str]:
@@ -265,14 +311,17 @@ def expand_grid(entry: dict[str, Any]) -> list[MethodRun]:
 
 def load_bench_spec(path: str | Path | None = None, *, overrides: dict[str, Any] | None = None,
                     seeds: list[int] | None = None, methods: list[str] | None = None,
-                    out_dir: str | None = None, budgets: Any = ...) -> BenchSpec:
+                    out_dir: str | None = None, budgets: Any = ...,
+                    method_budgets: Any = ..., target_drop: Any = ...) -> BenchSpec:
     """Build a :class:`BenchSpec` from a file and/or command-line values.
 
     File keys: ``seeds``, ``runs`` (list of ``{label, method, method_args}`` or method
     strings), ``grid`` (entries for :func:`expand_grid`), ``out_dir``, ``budgets`` (shares
     of the epochs for the budget baselines; default 0.25, 0.5, 0.75; ``none`` for none),
-    and any run option (``workload``, ``epochs``, ...) shared by all. ``budgets`` given
-    here wins over the file's.
+    and any run option (``workload``, ``epochs``, ...) shared by all; ``method_budgets``
+    (shares of the epochs at which every method also runs; default none) and
+    ``target_drop`` (the plan's largest accepted drop in p.p.; default 0.5).
+    ``budgets``, ``method_budgets`` and ``target_drop`` given here win over the file's.
     """
     data: dict[str, Any] = read_config_file(path) if path else {}
     where = f"{path}: " if path else ""
@@ -281,6 +330,8 @@ def load_bench_spec(path: str | Path | None = None, *, overrides: dict[str, Any]
     file_seeds = data.pop("seeds", [0])
     file_out = data.pop("out_dir", "bench")
     file_budgets = data.pop("budgets", list(DEFAULT_BUDGETS))
+    file_method_budgets = data.pop("method_budgets", [])
+    file_target = data.pop("target_drop", DEFAULT_TARGET_DROP)
     if not isinstance(file_runs, list):
         raise ValueError(f"{where}runs must be a list (one '- METHOD KEY=VALUE' line, or "
                          f"'- {{method: ..., method_args: ...}}', per run), got "
@@ -315,4 +366,7 @@ def load_bench_spec(path: str | Path | None = None, *, overrides: dict[str, Any]
                  if not (r.label.endswith(BASELINE) and not r.method)]
     runs += [parse_method_string(m) for m in methods or []]
     return BenchSpec(base, list(seeds or file_seeds), runs, out_dir or file_out,
-                     check_budgets(file_budgets if budgets is ... else budgets))
+                     check_budgets(file_budgets if budgets is ... else budgets),
+                     check_budgets(file_method_budgets if method_budgets is ...
+                                   else method_budgets, "method_budgets"),
+                     check_target_drop(file_target if target_drop is ... else target_drop))

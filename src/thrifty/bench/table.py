@@ -20,7 +20,8 @@ from thrifty.metrics import compare as m
 from thrifty.metrics.frontier import frontier_accuracy, gain_over_frontier, run_cost
 
 COLUMNS = [
-    ("label", "method"), ("seeds", "seeds"), ("acc", "acc %"), ("acc_std", "± "),
+    ("label", "method"), ("note", "note"), ("seeds", "seeds"), ("acc", "acc %"),
+    ("acc_std", "± "),
     ("drop", "drop p.p."), ("drop_std", "± "), ("equal_time_acc", "equal-time acc %"),
     ("gain_vs_equal_time_pp", "gain vs equal time p.p."), ("gain_vs_equal_time_std", "± "),
     ("gain_vs_equal_cost_pp", "gain vs equal cost p.p."), ("gain_vs_equal_cost_std", "± "),
@@ -33,6 +34,31 @@ COLUMNS = [
     ("energy_gain", "energy gain %"), ("energy_source", "energy"), ("test_q09", "test q0.9"),
     ("test_worst", "test worst"),
 ]
+
+
+#: A configuration whose ideal boost (reference cost of the baseline over its own) is under
+#: this did no less work than its baseline: flagged ``no saving`` and never credited with a
+#: boost or a gain (a 2-epoch InfoBatch run cannot prune, yet its measured time may differ).
+NO_SAVING_BELOW = 1.02
+NO_SAVING = "no saving"
+#: Cells a configuration without saving is not credited with.
+CREDIT = ("train_boost", "e2e_boost", "boost_1pp", "boost_5pp", "gain_vs_equal_time_pp",
+          "gain_vs_equal_time_std", "gain_vs_equal_cost_pp", "gain_vs_equal_cost_std",
+          "energy_gain")
+
+
+def _no_saving(row: dict[str, Any], paired: list[tuple[dict, dict]]) -> bool:
+    """Whether the configuration did no less work than its baseline: its ideal boost under
+    :data:`NO_SAVING_BELOW`, or (without a calibration) as many samples trained and at
+    least as many selection forwards as the baseline."""
+    if not paired:
+        return False
+    ideal = row.get("ideal_boost")
+    if isinstance(ideal, float) and not math.isnan(ideal):
+        return ideal < NO_SAVING_BELOW
+    work = [(m.work_counts(r), m.work_counts(b)) for r, b in paired]
+    return all(w["samples_trained"] * NO_SAVING_BELOW >= v["samples_trained"]
+               and w["samples_forwarded"] >= v["samples_forwarded"] for w, v in work)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -140,6 +166,8 @@ def compute_rows(results: dict[str, dict[int, dict | None]],
             row["ideal_boost"] = _mean_std([m.ideal_boost(b, r, f, t) for r, b in paired])[0]
             row["efficiency"] = _mean_std(
                 [m.implementation_efficiency(b, r, f, t) for r, b in paired])[0]
+        if label != base_label and _no_saving(row, paired):
+            row["note"] = NO_SAVING
         rows.append(row)
     return rows
 
@@ -169,6 +197,14 @@ def _energy(runs: list[dict], paired: list[tuple[dict, dict]]) -> dict[str, Any]
     }
 
 
+def _cell(row: dict[str, Any], key: str) -> str:
+    """A row's cell as text: a configuration without saving shows ``no saving`` where a
+    boost or a gain would credit it."""
+    if row.get("note") == NO_SAVING and key in CREDIT and row.get(key) is not None:
+        return "–" if key.endswith("_std") else NO_SAVING
+    return _fmt(row.get(key), key)
+
+
 def _fmt(value: Any, key: str) -> str:
     if value is None:
         return ""
@@ -189,7 +225,7 @@ def _fmt(value: Any, key: str) -> str:
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     head = "| " + " | ".join(h for _, h in COLUMNS) + " |"
     sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
-    body = ["| " + " | ".join(_fmt(r.get(k), k) for k, _ in COLUMNS) + " |" for r in rows]
+    body = ["| " + " | ".join(_cell(r, k) for k, _ in COLUMNS) + " |" for r in rows]
     return "\n".join([head, sep, *body]) + "\n"
 
 
@@ -203,7 +239,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def to_text(rows: list[dict[str, Any]]) -> str:
-    cells = [[h for _, h in COLUMNS]] + [[_fmt(r.get(k), k) for k, _ in COLUMNS] for r in rows]
+    cells = [[h for _, h in COLUMNS]] + [[_cell(r, k) for k, _ in COLUMNS] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w)
                                for i, (c, w) in enumerate(zip(row, widths))) for row in cells)
@@ -215,18 +251,18 @@ COMPACT = [("label", "method"), ("acc", "acc %"), ("drop", "drop p.p."),
            ("samples_trained", "trained"), ("samples_forwarded", "sel. fwd")]
 
 
-def _compact(value: Any, key: str) -> str:
+def _compact(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
     if isinstance(value, str) and value.startswith(BELOW):
         return "below budgets"
-    return _fmt(value, key)
+    return _cell(row, key)
 
 
 def to_compact_text(rows: list[dict[str, Any]], width: int = 100) -> str:
     """The short table for the terminal: method, accuracy, drop, train boost, gain over
     the equal-time baseline, samples trained and selection forwards, at most ``width``
     characters a line (long labels are shortened with "...")."""
-    cells = [[h for _, h in COMPACT]] + [[_compact(r.get(k), k) for k, _ in COMPACT]
-                                         for r in rows]
+    cells = [[h for _, h in COMPACT]] + [[_compact(r, k) for k, _ in COMPACT] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COMPACT))]
     room = width - sum(widths[1:]) - 2 * (len(COMPACT) - 1)
     if widths[0] > room:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from thrifty.data import TensorData, dataset_labels, load_dataset
+from thrifty.data import TensorData, dataset_labels, eval_view, iterate_batches, load_dataset
 from thrifty.data.checks import check_dataset, check_labels, check_pair
 from thrifty.data.tensor import with_label_noise
 from thrifty.engine.config import RunConfig
@@ -89,6 +89,13 @@ def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
         reducer, sampler, selector: method objects; built from ``config.method`` when all
             three are ``None``, else pass-through defaults fill the gaps.
     """
+    factory = None
+    if config.workload and ":" in config.workload:  # your own: FILE.py:FUNCTION
+        from thrifty.workload import load_workload
+
+        factory = load_workload(config.workload)
+        if train is None or test is None:
+            train, test = factory.train, factory.test
     if train is None or test is None:
         train, test = load_dataset(config.dataset, config.data_root, config.download,
                                    config.augment, seed=config.seed)
@@ -122,6 +129,15 @@ def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
                          "check the labels or the data folder")
     check_dataset(train, num_classes, "the training set", seed=config.seed)
     check_pair(train, test, num_classes)
+    if model is None and factory is not None:
+        from thrifty.workload import build_model
+
+        sample = next(iterate_batches(eval_view(train), [0, min(1, len(train) - 1)], 2)).x
+        model = build_model(factory, str(config.workload), sample, num_classes)
+        if config.weights is not None:
+            from thrifty.models.registry import load_weights
+
+            load_weights(model, config.weights)
     if model is None:
         model = create_model(config.model, num_classes, _input_shape(train),
                              weights=config.weights, **config.model_args)

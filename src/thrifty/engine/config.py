@@ -32,8 +32,10 @@ class RunConfig:
     """Everything that defines a training run. Each field is also a ``thrifty train`` flag
     (underscores become dashes)."""
 
-    workload: str | None = _f(None, "standard workload preset: fmnist-cnn, digits-mlp, "
-                                    "cifar10-resnet18, cifar100-resnet18")
+    workload: str | None = _f(None, "standard workload preset (fmnist-cnn, digits-mlp, "
+                                    "cifar10-resnet18, cifar100-resnet18) or your own: "
+                                    "FILE.py:FUNCTION or package.module:FUNCTION returning "
+                                    "a thrifty.Workload")
     dataset: str = _f("fashion-mnist", "dataset: fashion-mnist, cifar10, cifar100, imagefolder, "
                                        "digits, synthetic")
     data_root: str | None = _f(None, "folder holding the dataset (default: the standard places)")
@@ -158,6 +160,10 @@ class RunConfig:
 
     def default_run_name(self) -> str:
         base = self.workload or f"{self.dataset}-{self.model}"
+        if ":" in base:  # a factory, FILE.py:FUNCTION
+            from thrifty.workload import factory_name
+
+            base = factory_name(base)
         methods = "+".join(self.method) if self.method else "baseline"
         masked = "-masked" if self.masks else ""  # retraining a pruned model
         return f"{base}{masked}-{methods}-s{self.seed}"
@@ -358,8 +364,21 @@ def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path
         explicit = expand_recipe(explicit)
     workload = explicit.get("workload")
     preset: dict[str, Any] = {}
-    if workload is not None:
+    if workload is not None and ":" in workload:  # your own: FILE.py:FUNCTION
+        from thrifty.workload import NOT_WORKLOAD_OPTIONS, resolve_factory, workload_preset
+
+        unset = {f.name: "workload" if f.name in ("dataset", "model") else
+                 RunConfig().__getattribute__(f.name) for f in dataclasses.fields(RunConfig)}
+        given = sorted(k for k in set(explicit) & set(NOT_WORKLOAD_OPTIONS) - {"workload"}
+                       if explicit[k] != unset[k])  # a saved config repeats the markers
+        if given:
+            raise ValueError(f"{', '.join(given)} given with the workload {workload!r}: the "
+                             "workload's factory gives the data and the model; leave them out")
+        explicit["workload"] = resolve_factory(workload)
+        preset = workload_preset(explicit["workload"])
+    elif workload is not None:
         if workload not in WORKLOADS:
-            raise ValueError(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}")
+            raise ValueError(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}, "
+                             "or your own as FILE.py:FUNCTION")
         preset = WORKLOADS[workload]
     return RunConfig(**{**preset, **explicit}).validate()
