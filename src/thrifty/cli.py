@@ -193,6 +193,32 @@ def build_parser() -> argparse.ArgumentParser:
                        "full one is always in OUT/table.csv and OUT/table.md)")
     bench.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
 
+    tune = sub.add_parser(
+        "tune", help="search methods, hyper-parameters and budgets (Optuna, optional extra "
+        "thrifty[tune]); confirm the best on 3 seeds",
+        description="Optuna's multi-objective search (accuracy against reference cost): each "
+        "trial one thrifty run at the search seed; the equal-time frontier first, the Pareto "
+        "set and the frontier in OUT/pareto.png, then the best few re-run on the "
+        "confirmation seeds as a benchmark whose plan (OUT/bench/plan.md) is the answer. "
+        "The same command continues a killed search.")
+    tune.add_argument("--workload", metavar="NAME", help="a standard workload or "
+                      "FILE.py:FUNCTION (as for bench)")
+    tune.add_argument("--epochs", type=int, help="epochs of a full run")
+    tune.add_argument("--set", action="append", type=_parse_kv, default=[],
+                      metavar="KEY=VALUE", help="any other run option")
+    tune.add_argument("--trials", type=_at_least_one, default=20, metavar="N",
+                      help="completed trials (default: 20)")
+    tune.add_argument("--methods", nargs="+", metavar="NAME", help="methods searched "
+                      "(default: infobatch random-adaptive stale-sb)")
+    tune.add_argument("--shares", nargs="+", type=float, metavar="SHARE", help="shares of the "
+                      "epochs searched, in (0, 1] (default: 0.5 0.75 1)")
+    tune.add_argument("--seed", type=int, default=0, help="search seed (default: 0)")
+    tune.add_argument("--confirm", type=int, default=3, metavar="K", help="Pareto "
+                      "configurations re-run on the confirmation seeds (default: 3; 0: none)")
+    tune.add_argument("--confirm-seeds", type=int, nargs="+", default=[0, 1, 2], metavar="S",
+                      help="seeds of the confirmation benchmark (default: 0 1 2)")
+    tune.add_argument("--out", default="tune", metavar="DIR", help="folder (default: tune)")
+
     add_prune_parser(sub)
 
     demo = sub.add_parser("demo", help="the README's main command: a small `thrifty bench` "
@@ -496,6 +522,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from thrifty.engine.config import make_config
+
+    base = dict(args.set)
+    for key in ("workload", "epochs"):
+        if getattr(args, key) is not None:
+            base[key] = getattr(args, key)
+    make_config(dict(base))  # option errors before PyTorch and Optuna are imported
+    from thrifty.bench.tune import DEFAULT_METHODS, DEFAULT_SHARES, tune
+
+    out = tune(base, trials=args.trials, out_dir=args.out,
+               methods=args.methods or DEFAULT_METHODS, shares=args.shares or DEFAULT_SHARES,
+               seed=args.seed, confirm=args.confirm, confirm_seeds=args.confirm_seeds)
+    print(f"\ntrials: {args.out}/trials.csv; plot: {args.out}/pareto.png")
+    if out["plan"]:
+        print("\n" + out["plan"].rstrip() + f"\n\n(the plan: {args.out}/bench/plan.md)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -507,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_bench(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "tune":
+            return _cmd_tune(args)
         if args.command == "reduce":
             return _cmd_reduce(args)
         if args.command == "prune":

@@ -49,3 +49,17 @@ def test_cli_and_bad_parallelism(tmp_path, capsys):
                  "--budgets", "none", "--method", "rpc alpha=0.5", "--executor", "submitit",
                  "--max-parallel", "2", "--out", str(tmp_path / "d"), "--compact"]) == 0
     assert "rpc alpha=0.5" in capsys.readouterr().out
+
+
+def test_a_user_workload_runs_in_submitit_jobs(tmp_path):
+    from pathlib import Path
+
+    factory = Path(__file__).with_name("user_workload.py")
+    spec = load_bench_spec(overrides={"workload": f"{factory}:tiny", "epochs": 2},
+                           seeds=[0], methods=["rpc alpha=0.5"], out_dir=str(tmp_path / "b"),
+                           budgets="none")
+    out = run_bench_submitit(spec, max_parallel=1, cluster="local", poll_s=0.5,
+                             log=lambda s: None)
+    runs = out["results"]
+    assert all(r and r["status"] == "finished" for by in runs.values() for r in by.values())
+    assert runs["rpc alpha=0.5"][0]["config"]["workload"] == f"{factory.resolve()}:tiny"

@@ -153,7 +153,8 @@ class BenchSpec:
         # share one baseline run instead of training the same baseline again
         groups: dict[str, dict[str, Any]] = {}
         for r in self.runs:
-            groups.setdefault(r.group, r.options)
+            if r.share is None:  # a method at a share of the epochs pairs with its twin
+                groups.setdefault(r.group, r.options)
         if not groups:
             groups[""] = {}
         by_recipe: dict[str, str] = {}
@@ -165,7 +166,7 @@ class BenchSpec:
             label = baseline_label(g)
             if self._group_baseline[g] == label and label not in labels:
                 users = [i for i, r in enumerate(self.runs)
-                         if self._group_baseline.get(r.group) == label]
+                         if self._group_baseline.get(r.group) == label or r.twin == label]
                 self.runs.insert(min(users, default=0), MethodRun(label, options=dict(opts)))
         make_config(dict(self.base))  # validate the shared options early
         self._add_budget_runs()
@@ -209,7 +210,7 @@ class BenchSpec:
         runs: list[MethodRun] = []
         for r in self.runs:
             runs.append(r)
-            if not r.method or r.budget is not None:
+            if not r.method or r.budget is not None or r.share is not None:
                 continue
             full = make_config({**self.base, **r.options, "method": list(r.method),
                                 "method_args": dict(r.method_args)})
