@@ -27,3 +27,7 @@ def test_demo_runs_the_baseline_its_half_budget_and_the_methods(tmp_path, monkey
     assert base["final"]["samples_trained"] == 2 * 200
     budget = json.loads((out / "runs" / "baseline_50_1_ep-s0" / "result.json").read_text())
     assert len(budget["epochs"]) == 1
+    # InfoBatch cannot prune in 2 epochs: flagged, never credited with a boost
+    row = next(line for line in text.splitlines() if line.startswith("infobatch "))
+    assert "no saving" in row
+    assert "# What to run: fmnist-cnn" in text and (out / "plan.md").is_file()

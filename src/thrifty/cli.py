@@ -518,7 +518,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     rows = summarize(spec)
     print(to_compact_text(rows))
     paths = write_report(args.out)
-    print(f"\ntables: {args.out}/table.md, {args.out}/table.csv\nreport: {paths['html']}")
+    print(f"\ntables: {args.out}/table.md, {args.out}/table.csv\nreport: {paths['html']}\n")
+    print((Path(args.out) / "plan.md").read_text().rstrip())
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from thrifty.data.tasks import load_sequences, load_tabular
 from thrifty.data.tensor import TensorData, random_crop_flip
 
 FMNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -304,6 +305,8 @@ DATASETS: dict[str, Callable[..., tuple]] = {
     "imagefolder": load_image_folder,
     "digits": load_digits,
     "synthetic": load_synthetic,
+    "tabular": load_tabular,
+    "sequences": load_sequences,
 }
 ALIASES = {"fmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "cifar-10": "cifar10",
            "cifar-100": "cifar100", "imagenet": "imagefolder"}
@@ -315,7 +318,8 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
 
     Args:
         name: one of ``fashion-mnist`` (``fmnist``), ``cifar10``, ``cifar100``,
-            ``imagefolder`` (``imagenet``), ``digits``, ``synthetic``.
+            ``imagefolder`` (``imagenet``), ``digits``, ``synthetic``, ``tabular``,
+            ``sequences`` (the last two generated: :mod:`thrifty.data.tasks`).
         root: data folder (required for ``imagefolder``). Default ``None``.
         download: allow torchvision downloads where the internet exists. Default ``False``.
         augment: training augmentation; ``None`` uses the dataset's default (on for CIFAR
@@ -334,6 +338,11 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
             raise DatasetNotFoundError("the imagefolder dataset needs --data-root pointing at "
                                        "a folder with train/ and val/ subfolders")
         return load_image_folder(root, augment=True if augment is None else augment)
+    if key in ("tabular", "sequences"):
+        if root is not None:
+            raise ValueError(f"the {key} dataset is generated (no files): --data-root {root} "
+                             "would not be read; leave it out")
+        return load_tabular() if key == "tabular" else load_sequences()
     if root is not None and key in ("digits", "synthetic"):
         raise ValueError(f"the {key} dataset is built in (no files): --data-root {root} "
                          "would not be read; leave it out")

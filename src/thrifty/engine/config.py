@@ -283,6 +283,13 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "digits-mlp": dict(dataset="digits", model="mlp", optimizer="sgd", lr=0.05, momentum=0.9,
                        nesterov=True, weight_decay=5e-4, batch_size=64, schedule="cosine",
                        epochs=10),
+    # generated offline (thrifty.data.tasks), unlike fmnist-cnn in data, model and optimizer
+    "tabular-mlp": dict(dataset="tabular", model="mlp", model_args={"hidden": [256, 128]},
+                        optimizer="adamw", lr=2e-3, weight_decay=1e-2, batch_size=256,
+                        schedule="cosine", epochs=10),
+    "seq-cnn": dict(dataset="sequences", model="seqcnn", model_args={"width": 32},
+                    optimizer="adamw", lr=5e-4, weight_decay=1e-4, batch_size=128,
+                    schedule="cosine", epochs=10),
     "cifar10-resnet18": dict(dataset="cifar10", model="resnet18", optimizer="sgd", lr=0.1,
                              momentum=0.9, nesterov=False, weight_decay=5e-4, batch_size=128,
                              schedule="multistep", milestones=[60, 120, 160], gamma=0.2,

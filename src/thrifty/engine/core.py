@@ -111,6 +111,10 @@ class RunCore:
             epoch whose losses never came back is refused. Default ``True``; ``False`` for
             a selector-only helper whose caller keeps its losses.
         keyed: batches carry dataset indices (the record is kept). Default ``True``.
+        applies_lr_factor: the driver multiplies its learning rate by the sampler's
+            ``lr_factor`` around each optimizer step; a sampler that scales the rate
+            (``scales_lr``, KAKURENBO) is refused by a driver that does not. Default
+            ``False``; thrifty's engine does.
 
     Attributes:
         record: the per-sample record (exchanged across ranks once per epoch).
@@ -127,8 +131,9 @@ class RunCore:
                  correct: CorrectFn | None = argmax_correct, dist: Dist | None = None,
                  classes: list[str] | None = None,
                  services: dict[str, Any] | None = None, feedback: bool = True,
-                 keyed: bool = True) -> None:
+                 keyed: bool = True, applies_lr_factor: bool = False) -> None:
         self.pieces = pieces
+        self.applies_lr_factor = applies_lr_factor
         self.feedback = feedback
         self.dist = dist or Dist()
         self.batch_size = batch_size
@@ -182,6 +187,11 @@ class RunCore:
                                          if self.dist.is_main else None, self.dist)
                 reducer.load_state_dict(state["reducer"])
                 reducer.info_ = state["info"]
+        if sampler.scales_lr and not self.applies_lr_factor:
+            raise ValueError(f"{sampler.name} scales the learning rate of each epoch, which "
+                             "only thrifty's engine applies (thrifty train/bench, "
+                             "thrifty.engine.Trainer); this driver would train at the wrong "
+                             "rate")
         sampler.setup(reducer.indices_, self.ctx)
         selector.setup(self.ctx)
         return reducer.indices_

@@ -255,6 +255,10 @@ class EpochSampler(Sampler[int], MethodBase):
         return None
 
     relabels = False  # True when train_targets may return targets
+    # True when the epoch's learning rate is multiplied by ``lr_factor`` (KAKURENBO): only
+    # a driver that applies it around its optimizer steps may run such a sampler
+    scales_lr = False
+    lr_factor = 1.0
 
     def train_targets(self, idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
         """Training targets for a batch instead of its labels ``y``, or ``None`` to keep them.

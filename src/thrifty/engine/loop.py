@@ -55,7 +55,7 @@ from thrifty.engine.evaluation import (
     evaluate_again,
 )
 from thrifty.engine.interfaces import BatchSelector, EpochSampler, Reducer
-from thrifty.engine.optim import build_optimizer, build_scheduler
+from thrifty.engine.optim import build_optimizer, build_scheduler, scaled_lr
 from thrifty.engine.passes import NoGradPasses
 from thrifty.engine.results import epoch_line, run_result
 from thrifty.engine.run_state import prepare_run_dir, restore_run, save_run
@@ -153,7 +153,8 @@ class Trainer(NoGradPasses):
             services=dict(score=self.score, selection_pass=self.selection_pass,
                           model=self.model, device=self.device, run_dir=self.run_dir,
                           log=lambda line: self.log(line), eval_batch_size=cfg.eval_batch_size,
-                          progress=bool(cfg.progress), config=cfg, warmup=self._warmup))
+                          progress=bool(cfg.progress), config=cfg, warmup=self._warmup),
+            applies_lr_factor=True)
         self.record, self.packer, self.ctx = self.core.record, self.core.packer, self.core.ctx
         self.timer = PhaseTimer(self.device)
         self.energy_meter = make_energy_meter(cfg.energy, self.device)
@@ -242,7 +243,8 @@ class Trainer(NoGradPasses):
                                         correct=logits.detach().argmax(1) == batch.y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
+            with scaled_lr(self.optimizer, self.sampler.lr_factor):
+                self.scaler.step(self.optimizer)
             self.scaler.update()
         if self.core.epoch_counts["steps"] % FINITE_CHECK_EVERY == 0:
             self._check_finite(stats)

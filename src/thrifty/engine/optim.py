@@ -7,6 +7,9 @@ epoch ``e`` depends on ``e`` only.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -70,3 +73,21 @@ def build_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int,
     if name == "exponential":
         return sched.ExponentialLR(optimizer, gamma=gamma)
     raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+@contextlib.contextmanager
+def scaled_lr(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None]:
+    """The learning rate of every parameter group times ``factor`` inside the block (one
+    optimizer step), restored exactly after it, so that the schedule and the checkpoints
+    only ever see the plain rate (KAKURENBO's ``1 / (1 - F)``)."""
+    if factor == 1.0:
+        yield
+        return
+    plain = [g["lr"] for g in optimizer.param_groups]
+    for g in optimizer.param_groups:
+        g["lr"] = g["lr"] * factor
+    try:
+        yield
+    finally:
+        for g, lr in zip(optimizer.param_groups, plain):
+            g["lr"] = lr

@@ -42,6 +42,13 @@ def _mlp(num_classes: int, input_shape: tuple[int, ...], **kw) -> nn.Module:
     return MLP(num_classes, input_shape, **kw)
 
 
+@register_model("seqcnn")
+def _seqcnn(num_classes: int, input_shape: tuple[int, ...], **kw) -> nn.Module:
+    from thrifty.models.small import SequenceCNN
+
+    return SequenceCNN(num_classes, **kw)
+
+
 for _depth in (18, 34, 50):
     register_model(f"resnet{_depth}")(
         lambda num_classes, input_shape, _d=_depth, **kw: cifar_resnet(

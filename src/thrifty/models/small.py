@@ -63,3 +63,31 @@ class MLP(nn.Module):
 
     def penultimate(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+class SequenceCNN(nn.Module):
+    """A 1-D convolutional classifier of token sequences: an embedding, two conv1d blocks
+    (kernel 5, BatchNorm, ReLU) and a global max-pool before the linear classifier.
+
+    Args:
+        num_classes: output classes. Default 6.
+        vocab: token ids are ``0..vocab-1``. Default 12.
+        width: embedding and conv channels. Default 64.
+    """
+
+    def __init__(self, num_classes: int = 6, vocab: int = 12, width: int = 64) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.features = nn.Sequential(
+            nn.Conv1d(width, width, 5, padding=2, bias=False), nn.BatchNorm1d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv1d(width, width, 5, padding=2, bias=False), nn.BatchNorm1d(width),
+            nn.ReLU(inplace=True))
+        self.classifier = nn.Linear(width, num_classes)
+
+    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(self.embed(x.long()).transpose(1, 2))
+        return h.amax(dim=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.penultimate(x))

@@ -18,9 +18,12 @@ from thrifty.sampling.caper import (
     window_layers,
 )
 from thrifty.sampling.infobatch import InfoBatch, anneal_start
+from thrifty.sampling.kakurenbo import Kakurenbo, fraction_at
 from thrifty.sampling.lilac import Lilac, balanced_order, compensated_targets
 from thrifty.sampling.loss_adaptive import LossAdaptive, selection_weights, weighted_draw
 from thrifty.sampling.random_adaptive import RandomAdaptive
+from thrifty.sampling.rs2 import RS2
+from thrifty.sampling.seta import SeTa, loss_groups, window_start
 from thrifty.utils.random import draw_generator
 from thrifty.utils.schedules import (
     MEAN_OVER,
@@ -34,7 +37,8 @@ from thrifty.utils.schedules import (
 
 __all__ = [
     "MEAN_OVER", "SHAPES", "Caper", "EpochRatio", "InfoBatch", "Lilac", "LossAdaptive",
-    "RandomAdaptive", "balanced_order", "compensated_targets", "feature_layers",
+    "RS2", "RandomAdaptive", "SeTa", "balanced_order", "loss_groups", "window_start",
+    "Kakurenbo", "compensated_targets", "feature_layers", "fraction_at",
     "feature_shift", "layer_channels", "layer_sensitivity", "most_sensitive",
     "next_consumer", "noise_scores", "removal_count", "top_channels", "window_layers",
     "RatioSchedule", "RenewingSampler", "anneal_start", "check_ratio", "draw_generator",
