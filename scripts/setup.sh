@@ -18,7 +18,7 @@ fi
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
     echo "[setup] installing thrifty and its dependencies (torch comes from the local disk where available)"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e ".[dev,lightning,hf,submitit,docs,tune]"
+    "$VENV/bin/python" -m pip install --quiet -e ".[dev,lightning,hf,submitit,docs,tune,attack]"
     touch "$STAMP"
 fi
 

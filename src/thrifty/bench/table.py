@@ -21,7 +21,7 @@ from thrifty.metrics.frontier import frontier_accuracy, gain_over_frontier, run_
 
 COLUMNS = [
     ("label", "method"), ("note", "note"), ("seeds", "seeds"), ("acc", "acc %"),
-    ("acc_std", "± "),
+    ("acc_std", "± "), ("robust_acc", "robust acc %"), ("robust_acc_std", "± "),
     ("drop", "drop p.p."), ("drop_std", "± "), ("equal_time_acc", "equal-time acc %"),
     ("gain_vs_equal_time_pp", "gain vs equal time p.p."), ("gain_vs_equal_time_std", "± "),
     ("gain_vs_equal_cost_pp", "gain vs equal cost p.p."), ("gain_vs_equal_cost_std", "± "),
@@ -156,6 +156,10 @@ def compute_rows(results: dict[str, dict[int, dict | None]],
             "test_q09": _mean_std([r["final"]["test_loss"]["q0.9"] for r in runs])[0],
             "test_worst": _mean_std([r["final"]["test_loss"]["worst"] for r in runs])[0],
         }
+        robust = [100 * r["final"]["robust_accuracy"] for r in runs
+                  if r["final"].get("robust_accuracy") is not None]
+        if robust:
+            row["robust_acc"], row["robust_acc_std"] = _mean_std(robust)
         row.update(_energy(runs, paired))
         if frontier_of.get(label):
             row.update(_gain_cells(pairs, results, frontier_of[label], calibration))
@@ -216,7 +220,8 @@ def _fmt(value: Any, key: str) -> str:
         return f"{value:,.0f}"
     if key == "energy_j":
         return f"{value:,.0f}"
-    if key in ("acc", "acc_std", "drop", "drop_std", "train_time", "prep_time",
+    if key in ("acc", "acc_std", "robust_acc", "robust_acc_std", "drop", "drop_std",
+               "train_time", "prep_time",
                "selection_overhead", "energy_gain", "equal_time_acc") or key.startswith("gain_"):
         return f"{value:.2f}"
     return f"{value:.3f}" if key.startswith("test_") else f"{value:.2f}"

@@ -89,6 +89,14 @@ class RunConfig:
     progress: bool = _f(True, "show a progress bar per epoch")
     track: str = _f("none", "mirror per-epoch numbers to tensorboard or mlflow (optional "
                             "packages); result.json is always written")
+    attack: str = _f("none", "robust accuracy at the end (and where train_stats_every "
+                             "asks) under an attack: none, fgsm, pgd (optional extra "
+                             "thrifty[attack])")
+    attack_eps: float = _f(0.1, "the attack's L-inf budget, in the model's input units")
+    attack_steps: int = _f(10, "PGD's iterations")
+    attack_step_size: float | None = _f(None, "PGD's step (default: attack_eps / 4)")
+    attack_limit: int | None = _f(1000, "attack a fixed random subset of this many test "
+                                        "samples (default 1000; none: all)")
     energy: str = _f("auto", "energy counter: auto (NVML on CUDA, else RAPL, else a labelled "
                              "estimate), rapl, nvml, estimate, off")
 
@@ -136,6 +144,16 @@ class RunConfig:
             (self.track in ("none", "tensorboard", "mlflow"),
              f"track must be none, tensorboard or mlflow, got {self.track!r}"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
+            (self.attack in ("none", "fgsm", "pgd"),
+             f"attack must be none, fgsm or pgd, got {self.attack!r}"),
+            (self.attack_eps > 0, f"attack_eps must be positive, got {self.attack_eps}"),
+            (self.attack_steps >= 1, f"attack_steps must be at least 1, got "
+             f"{self.attack_steps}"),
+            (self.attack_step_size is None or self.attack_step_size > 0,
+             f"attack_step_size must be positive, got {self.attack_step_size}"),
+            (self.attack_limit is None or self.attack_limit >= 1,
+             f"attack_limit must be at least 1 (or none for the whole test set), got "
+             f"{self.attack_limit}"),
             (self.train_limit is None or self.train_limit > 0, "train_limit must be positive"),
             (self.test_limit is None or self.test_limit > 0, "test_limit must be positive"),
             (self.gamma > 0 or self.schedule not in ("step", "multistep", "exponential"),

@@ -59,6 +59,8 @@ def evaluate(t: Trainer, stats: EpochStats, final: bool) -> None:
         stats.test_loss = loss_statistics(losses, correct)
         stats.test_accuracy = stats.test_loss["accuracy"]
         k = t.config.train_stats_every
+        if t.config.attack != "none" and (final or (k > 0 and (stats.epoch + 1) % k == 0)):
+            attacked(t, stats)
         if (final and k >= 0) or (k > 0 and (stats.epoch + 1) % k == 0):
             tr_losses, tr_correct = dataset_losses(t, t.train_data)
             stats.train_loss_stats = loss_statistics(tr_losses, tr_correct)
@@ -75,3 +77,22 @@ def evaluate_again(t: Trainer) -> None:
     t.timer.flush()
     t.history[-1] = stats.to_dict()
     t.log(epoch_line(stats, t.config.epochs) + " (evaluated on resume)")
+
+
+def attacked(t: Trainer, stats: EpochStats) -> None:
+    """Robust accuracy under the run's ``--attack`` on its fixed test subset, with the
+    attack's parameters, into ``stats`` (:mod:`thrifty.metrics.robustness`)."""
+    from thrifty.metrics.robustness import attack_subset, robust_accuracy
+
+    cfg = t.config
+    idx = attack_subset(len(t.test_data), cfg.attack_limit, cfg.seed)
+    parts = list(iterate_batches(eval_view(t.test_data), idx.tolist(), cfg.eval_batch_size))
+    x, y = torch.cat([b.x for b in parts]), torch.cat([b.y for b in parts])
+    stats.robust_accuracy = robust_accuracy(
+        t.model, x, y, t.num_classes, attack=cfg.attack, eps=cfg.attack_eps,
+        steps=cfg.attack_steps, step_size=cfg.attack_step_size,
+        batch_size=cfg.eval_batch_size, seed=cfg.seed)
+    stats.robust = {"attack": cfg.attack, "eps": cfg.attack_eps, "samples": len(idx),
+                    **({"steps": cfg.attack_steps,
+                        "step_size": cfg.attack_step_size or cfg.attack_eps / 4}
+                       if cfg.attack == "pgd" else {})}

@@ -103,6 +103,10 @@ class Trainer(NoGradPasses):
         self.config = config.validate()
         self.on_batch_end = on_batch_end
         cfg = self.config
+        if cfg.attack != "none":  # the optional extra, refused before any data is loaded
+            from thrifty.metrics.robustness import require_art
+
+            require_art()
         self.device = resolve_device(cfg.device)
         # under torchrun: one rank of a DDP run (rank 0 logs and writes)
         self.dist = from_environment(self.device) if distributed else Dist()

@@ -44,6 +44,7 @@ def final_summary(epochs: list[dict[str, Any]], prep_time: float, prep_energy_j:
         "prep_energy_j": prep_energy_j,
         "test_loss": last["test_loss"], "train_loss_stats": last["train_loss_stats"],
         "loss_ratios": last["loss_ratios"],
+        "robust_accuracy": last.get("robust_accuracy"), "robust": last.get("robust", {}),
     }
 
 
