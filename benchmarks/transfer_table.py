@@ -1,12 +1,15 @@
 """Issue 26: the transfer table, from the per-workload benchmarks
 (``thrifty bench --config benchmarks/transfer/WORKLOAD.yaml``, one command per workload).
 
-    .venv/bin/python benchmarks/transfer_table.py bench/transfer docs/results/transfer
+    .venv/bin/python benchmarks/transfer_table.py bench/transfer docs/results/transfer \
+        docs/methods
 
 Writes ``OUT/table.csv`` (every row of every workload's table, with a ``workload`` column),
 copies each workload's table.md, plan.md and calibration.json to ``OUT/WORKLOAD/``, and
 writes ``OUT/summary.md``: per workload, which configurations beat the equal-time and the
-equal-cost frontier beyond their spread over seeds, and by how much.
+equal-cost frontier beyond their spread over seeds, and by how much. With a third
+argument (the cards' folder), it writes each method's rows on every workload into its card,
+between the lines ``<!-- transfer:METHOD -->`` and ``<!-- /transfer -->``.
 """
 
 from __future__ import annotations
@@ -81,5 +84,41 @@ def main(src: str, out: str) -> None:
     (out_dir / "summary.md").write_text("\n".join(lines))
 
 
+def cards(table: str, folder: str) -> None:
+    """Each card's transfer section: the rows of its method (and at half the epochs) on
+    every workload, between ``<!-- transfer:METHOD -->`` and ``<!-- /transfer -->``."""
+    import re
+
+    with open(table) as f:
+        rows = list(csv.DictReader(f))
+    for card in sorted(Path(folder).glob("*.md")):
+        text = card.read_text()
+        for method in re.findall(r"<!-- transfer:([\w+.=-]+) -->", text):
+            mine = [r for r in rows if r["label"].split(" @ ")[0].split()[0] == method]
+            lines = ["", "| workload | configuration | acc % | drop p.p. | ideal boost | "
+                     "vs equal time p.p. | vs equal cost p.p. |", "|---|---|---|---|---|---|---|"]
+            for r in mine:
+                acc = _num(r["acc"])
+                if acc is None:
+                    lines.append(f"| {r['workload']} | {r['label']} | failed: see the "
+                                 "workload's table | | | | |")
+                    continue
+                gains = []
+                for key in ("gain_vs_equal_time", "gain_vs_equal_cost"):
+                    g, sd = _num(r[f"{key}_pp"]), _num(r[f"{key}_std"])
+                    gains.append("–" if g is None else f"{g:+.2f} ± {sd or 0:.2f}")
+                note = " (no saving)" if r.get("note") == "no saving" else ""
+                lines.append(f"| {r['workload']} | {r['label']}{note} | {acc:.2f} ± "
+                             f"{_num(r['acc_std']) or 0:.2f} | {_num(r['drop']):.2f} | "
+                             f"{_num(r['ideal_boost']) or 0:.2f} | {gains[0]} | {gains[1]} |")
+            block = "\n".join(lines) + "\n"
+            text = re.sub(rf"(<!-- transfer:{re.escape(method)} -->\n).*?(<!-- /transfer -->)",
+                          lambda m, b=block: m.group(1) + b.lstrip("\n") + m.group(2), text,
+                          flags=re.S)
+        card.write_text(text)
+
+
 if __name__ == "__main__":
     main(*sys.argv[1:3])
+    if len(sys.argv) > 3:
+        cards(str(Path(sys.argv[2]) / "table.csv"), sys.argv[3])

@@ -25,21 +25,20 @@ def test_make_config_expands_a_recipe_under_the_given_values():
     cfg = make_config({"workload": "fmnist-cnn", "method": "fast"})
     assert cfg.method == list(fast.method)
     assert cfg.method_args == fast.method_args
-    assert cfg.selection_amp == fast.options["selection_amp"]
-    assert cfg.epochs == 10  # the workload's, untouched
-    mine = make_config({"workload": "fmnist-cnn", "method": ["fast"],
-                        "method_args": {"stale-sb.beta": 3}, "selection_amp": "off"})
-    assert mine.method_args["stale-sb.beta"] == 3  # given values win
-    assert mine.method_args["infobatch.prune_ratio"] == fast.method_args[
-        "infobatch.prune_ratio"]
-    assert mine.selection_amp == "off"
+    assert cfg.epochs == 5 and fast.share == 0.5  # half the workload's 10, cosine over 5
+    mine = make_config({"workload": "fmnist-cnn", "method": ["fast"], "epochs": 8,
+                        "schedule": "multistep", "milestones": [4, 6],
+                        "method_args": {"infobatch.prune_ratio": 0.3}})
+    assert mine.method_args["infobatch.prune_ratio"] == 0.3  # given values win
+    assert fast.method_args == {}  # InfoBatch at its defaults, as the transfer table ran it
+    assert (mine.epochs, mine.milestones) == (4, [2, 3])  # every schedule spans the 4
 
 
 def test_a_recipe_in_a_config_file(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("workload: fmnist-cnn\nmethod: fast\nepochs: 3\n")
+    path.write_text("workload: fmnist-cnn\nmethod: fast\nepochs: 4\n")
     cfg = make_config({}, path)
-    assert cfg.method == list(RECIPES["fast"].method) and cfg.epochs == 3
+    assert cfg.method == list(RECIPES["fast"].method) and cfg.epochs == 2
 
 
 def test_a_recipe_combined_with_a_method_is_refused():
@@ -53,6 +52,8 @@ def test_a_recipe_may_not_change_the_baseline():
         Recipe("bad", ("sb",), options={"batch_size": 256})
     with pytest.raises(ValueError, match="names no method"):
         Recipe("empty", ())
+    with pytest.raises(ValueError, match="share must be in"):
+        Recipe("long", ("sb",), share=1.5)
 
 
 def test_own_loop_names_are_methods_not_recipes():
@@ -67,9 +68,8 @@ def test_bench_runs_a_recipe_against_the_plain_baseline():
                            methods=["fast"], budgets="none")
     run = next(r for r in spec.runs if r.label == "fast")
     cfg = spec.config(run, 0)
-    assert cfg.method == list(RECIPES["fast"].method)
-    assert cfg.selection_amp == RECIPES["fast"].options["selection_amp"]
-    assert spec.baseline_of()["fast"] == "baseline"
+    assert cfg.method == list(RECIPES["fast"].method) and cfg.epochs == 1
+    assert spec.baseline_of()["fast"] == "baseline"  # the full run: charged the whole drop
     assert spec.config(spec.runs[0], 0).method == []
 
 
@@ -79,13 +79,17 @@ def test_methods_lists_and_describes_recipes(capsys):
     assert "recipe:" in listing and "fast" in listing
     assert main(["methods", "fast"]) == 0
     text = capsys.readouterr().out
-    assert "--method infobatch+stale-sb" in text and RECIPES["fast"].card in text
+    assert "--method infobatch" in text and "for 50% of the epochs" in text
+    assert RECIPES["fast"].card in text
 
 
-def test_fast_is_the_configuration_its_card_measured():
-    """docs/methods/fast.md quotes the recipe search's last row: the same run config."""
-    spec = load_bench_spec(Path(__file__).parents[1] / "benchmarks" / "recipe_search.yaml")
-    measured = next(r for r in spec.runs if r.label.endswith("stale-sb.beta=1"))
+@pytest.mark.parametrize("workload", ["digits-mlp", "tabular-mlp", "seq-cnn"])
+def test_fast_is_the_configuration_its_card_measured(workload):
+    """docs/methods/fast.md quotes the transfer table's "infobatch @ 50%" rows: the same
+    run config as the recipe on each workload."""
+    spec = load_bench_spec(Path(__file__).parents[1] / "benchmarks" / "transfer" /
+                           f"{workload}.yaml")
+    measured = next(r for r in spec.runs if r.label.startswith("infobatch @ 50%"))
     recipe = load_bench_spec(overrides=dict(spec.base), methods=["fast"], budgets="none")
     ours = next(r for r in recipe.runs if r.label == "fast")
     a, b = spec.config(measured, 0).to_dict(), recipe.config(ours, 0).to_dict()
@@ -95,8 +99,8 @@ def test_fast_is_the_configuration_its_card_measured():
 
 
 def test_unqualified_arguments_next_to_a_recipe_name_their_method():
-    with pytest.raises(ValueError, match="write its arguments as METHOD.KEY.*stale-sb.beta=2"):
-        make_config({"workload": "fmnist-cnn", "method": "fast", "method_args": {"beta": 2}})
+    with pytest.raises(ValueError, match="write its arguments as METHOD.KEY.*infobatch.delta=0"):
+        make_config({"workload": "fmnist-cnn", "method": "fast", "method_args": {"delta": 0}})
 
 
 def test_prune_refuses_a_recipe_without_pointing_at_training_methods():
@@ -109,5 +113,6 @@ def test_prune_refuses_a_recipe_without_pointing_at_training_methods():
 
 def test_a_config_file_option_beats_the_recipe(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("workload: fmnist-cnn\nmethod: fast\nselection_amp: off\n")
-    assert make_config({}, path).selection_amp == "off"
+    path.write_text("workload: fmnist-cnn\nmethod: fast\nmethod_args:\n"
+                    "  infobatch.prune_ratio: 0.2\n")
+    assert make_config({}, path).method_args["infobatch.prune_ratio"] == 0.2

@@ -178,11 +178,16 @@ def get_method(name: str, places: str | Sequence[str] = PLACES) -> MethodSpec:
                              f"{name}`), not a {what}; {listed}: {here}")
         if name in RECIPES:
             r = RECIPES[name]
+            extra = [f"method_args={r.method_args}"] if r.method_args else []
+            how = [f"train {100 * r.share:g}% of your epochs (schedules spanning them)"
+                   ] if r.share < 1 else []
+            how += [f"run its scoring forwards under your own autocast for {r.options}"
+                    ] if r.options else []
+            call = ", ".join([repr("+".join(r.method)), "dataset", "epochs=...", *extra])
             raise ValueError(f"{name!r} is a recipe of `thrifty train`, `thrifty bench` and "
                              f"config files; in your own loop name its methods: "
-                             f"Thrift({'+'.join(r.method)!r}, dataset, epochs=..., "
-                             f"method_args={r.method_args}), and run its scoring forwards "
-                             f"under your own autocast for {r.options} (see {r.card})")
+                             f"Thrift({call})" + (f", and {' and '.join(how)}" if how else "")
+                             + f" (see {r.card})")
         unknown = "method" if what == "training-time method" else what
         raise ValueError(f"unknown {unknown} {name!r}; {listed}: {here} "
                          "(see `thrifty methods`)")

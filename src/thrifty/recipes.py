@@ -2,11 +2,14 @@
 selection forwards run, usable wherever a method name is (``thrifty train --method fast``,
 a ``thrifty bench`` run string ``"fast"``, ``method: fast`` in a config file).
 
-A recipe holds only what a method choice decides: ``method``, ``method_args``, and the run
+A recipe holds only what a method choice decides: ``method``, ``method_args``, the run
 options that change nothing a run without methods computes (the selection forwards'
-precision and batch size). The workload, schedule and epochs stay the user's, so a recipe
-is compared with the baseline of the very same run. Values given explicitly win over the
-recipe's (``--method fast --method-arg stale-sb.beta=2 --selection-amp off``).
+precision and batch size), and ``share``: the share of the user's epochs it trains, every
+per-epoch schedule spanning the shorter run (a method at a budget). The workload, schedule
+and epochs stay the user's, so a recipe is compared with the baseline of the very same run
+(the full one: a recipe at a share is credited with the whole saving and charged the whole
+drop). Values given explicitly win over the recipe's (``--method fast --method-arg
+infobatch.prune_ratio=0.3``).
 
 Each recipe names the card that holds its measured numbers and the command that made them.
 """
@@ -32,6 +35,8 @@ class Recipe:
         options: run options among :data:`RECIPE_OPTIONS`.
         summary: one line for ``thrifty methods``.
         card: the documentation page with its measured numbers.
+        share: the share of the run's epochs trained, in (0, 1]; the schedules span the
+            shorter run (:func:`~thrifty.engine.config.budget_options`). Default 1.
     """
 
     name: str
@@ -40,8 +45,12 @@ class Recipe:
     options: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
     card: str = ""
+    share: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0 < self.share <= 1:
+            raise ValueError(f"recipe {self.name!r}: share must be in (0, 1], got "
+                             f"{self.share}")
         bad = sorted(set(self.options) - set(RECIPE_OPTIONS))
         if bad:
             raise ValueError(f"recipe {self.name!r}: options {bad} would change the baseline "
@@ -54,6 +63,8 @@ class Recipe:
         words = ["--method " + "+".join(self.method)]
         words += [f"--method-arg {k}={v}" for k, v in self.method_args.items()]
         words += [f"--{k.replace('_', '-')} {v}" for k, v in self.options.items()]
+        if self.share < 1:
+            words.append(f"for {100 * self.share:g}% of the epochs (schedules spanning them)")
         return " ".join(words)
 
 
@@ -61,12 +72,11 @@ RECIPES: dict[str, Recipe] = {
     r.name: r for r in (
         Recipe(
             name="fast",
-            method=("infobatch", "stale-sb"),
-            method_args={"infobatch.prune_ratio": 0.5, "infobatch.delta": 0.875,
-                         "stale-sb.beta": 1},
-            options={"selection_amp": "bf16"},
-            summary="InfoBatch's epoch pruning + Stale-SB inside each batch, bf16 selection "
-                    "forwards (docs/methods/fast.md)",
+            method=("infobatch",),  # at its defaults: prune_ratio 0.5, delta 0.875
+            share=0.5,
+            summary="InfoBatch for half the epochs, every schedule spanning them: the one "
+                    "configuration above the train-less frontier on every workload of the "
+                    "transfer table (docs/methods/fast.md)",
             card="docs/methods/fast.md",
         ),
     )
@@ -108,4 +118,10 @@ def expand_recipe(explicit: dict[str, Any]) -> dict[str, Any]:
     out = {**recipe.options, **explicit}
     out["method"] = list(recipe.method)
     out["method_args"] = {**recipe.method_args, **given}
+    if recipe.share < 1:
+        out[SHARE_KEY] = recipe.share  # make_config shortens the finished config
     return out
+
+
+#: Where :func:`expand_recipe` leaves a recipe's share for ``make_config``.
+SHARE_KEY = "_recipe_share"

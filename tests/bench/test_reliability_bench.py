@@ -32,6 +32,25 @@ def test_runs_of_another_configuration_are_refused_before_any_work(tmp_path):
     assert not any("seed 0" in line for line in logs)  # nothing ran
 
 
+def test_runs_stored_before_an_option_existed_are_reused(tmp_path):
+    import json
+
+    from thrifty.bench.runner import same_run
+
+    stored = {"epochs": 2, "lr": 0.05}  # written before `attack` existed
+    assert same_run(stored, {"epochs": 2, "lr": 0.05, "attack": "none"}) == []
+    assert same_run(stored, {"epochs": 2, "lr": 0.05, "attack": "pgd"}) == ["attack"]
+    spec = _spec(tmp_path, epochs=1)
+    run_bench(spec, log=lambda s: None, trainer_kwargs=QUIET)
+    result = tmp_path / "b" / "runs" / "baseline-s0" / "result.json"
+    data = json.loads(result.read_text())
+    del data["config"]["attack"]
+    result.write_text(json.dumps(data))
+    logs: list[str] = []
+    run_bench(_spec(tmp_path, epochs=1), log=logs.append, trainer_kwargs=QUIET)
+    assert any("finished earlier, skipped" in line for line in logs)
+
+
 def test_a_checkpoint_is_resumed_whatever_the_status_and_failures_are_kept(tmp_path):
     spec = _spec(tmp_path, epochs=2)
     with pytest.raises(TrainingInterrupted):

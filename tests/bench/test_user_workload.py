@@ -201,7 +201,7 @@ def test_the_docs_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert argv[:2] == ["thrifty", "bench"]
     assert main([*argv[1:], "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "infobatch @ 50% (2 ep)" in out and "## Cheapest within 0.5 p.p." in out
+    assert "infobatch @ 50% (4 ep)" in out and "## Cheapest within 0.5 p.p." in out
     plan = (tmp_path / "bench" / "mine" / "plan.md").read_text()
     assert plan in out  # the terminal ends with the plan file's text
     # the bench file of the page describes the same benchmark as the command
@@ -209,8 +209,8 @@ def test_the_docs_example_runs_as_written(tmp_path, monkeypatch, capsys):
     (tmp_path / "mine.yaml").write_text(config)
     data = yaml.safe_load(config)
     from_file = load_bench_spec(tmp_path / "mine.yaml")
-    from_command = load_bench_spec(overrides={"workload": "my_workload.py:make_workload",
-                                              "epochs": 4}, seeds=[0, 1],
+    from_command = load_bench_spec(overrides={"workload": "my_workload.py:make_workload"},
+                                   seeds=[0, 1],
                                    methods=["infobatch"], method_budgets=[0.5],
                                    out_dir="bench/mine")
     assert [r.label for r in from_file.runs] == [r.label for r in from_command.runs]

@@ -22,6 +22,7 @@ from thrifty.bench.calibrate import calibrate
 from thrifty.bench.spec import BenchSpec, MethodRun, safe_name
 from thrifty.engine import Trainer, TrainingInterrupted
 from thrifty.engine.checkpoint import write_json
+from thrifty.engine.config import RunConfig
 from thrifty.utils.locks import FolderBusyError, FolderLock
 
 
@@ -54,9 +55,12 @@ _NOT_IDENTITY = ("out_dir", "run_name", "progress", "threads", "num_workers", "t
 
 def same_run(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     """The options (other than :data:`_NOT_IDENTITY`) whose values differ between a stored
-    run's config and the one requested."""
+    run's config and the one requested. An option the stored run does not name (it was
+    written by a thrifty that did not have it yet) counts as its default, which keeps the
+    earlier behaviour."""
+    defaults = RunConfig().to_dict()
     keys = (set(stored) | set(wanted)) - set(_NOT_IDENTITY)
-    return sorted(k for k in keys if stored.get(k) != wanted.get(k))
+    return sorted(k for k in keys if stored.get(k, defaults.get(k)) != wanted.get(k))
 
 
 def check_stored_runs(spec: BenchSpec, todo: list[tuple[MethodRun, int]]) -> None:

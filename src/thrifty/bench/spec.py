@@ -13,6 +13,7 @@ from typing import Any
 
 from thrifty.engine.config import (
     RunConfig,
+    budget_options,
     check_option,
     load_yaml,
     make_config,
@@ -75,25 +76,6 @@ def check_target_drop(value: Any) -> float:
         raise ValueError(f"target_drop is the largest accuracy drop the plan accepts, in "
                          f"percentage points in [0, 100), e.g. 0.5; got {value!r}")
     return float(value)
-
-
-def budget_options(config: RunConfig, share: float) -> dict[str, Any] | None:
-    """Run options of the budget baseline that trains ``share`` of ``config``'s epochs
-    (at least 1) with every per-epoch schedule spanning the shorter run: cosine by its
-    horizon, step/multistep with step size and milestones scaled, exponential with the
-    same total decay. ``None`` when the share rounds to the full run."""
-    epochs = max(1, round(share * config.epochs))
-    if epochs >= config.epochs:
-        return None
-    scale = epochs / config.epochs
-    opts: dict[str, Any] = {"epochs": epochs}
-    if config.schedule == "step":
-        opts["step_size"] = max(1, round(config.step_size * scale))
-    elif config.schedule == "multistep":
-        opts["milestones"] = sorted({max(1, round(m * scale)) for m in config.milestones})
-    elif config.schedule == "exponential":
-        opts["gamma"] = config.gamma ** (1 / scale)
-    return opts
 
 
 # Options that do not change what a run without methods computes.

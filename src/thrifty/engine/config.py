@@ -187,6 +187,25 @@ class RunConfig:
         return f"{base}{masked}-{methods}-s{self.seed}"
 
 
+def budget_options(config: RunConfig, share: float) -> dict[str, Any] | None:
+    """Run options of the budget baseline that trains ``share`` of ``config``'s epochs
+    (at least 1) with every per-epoch schedule spanning the shorter run: cosine by its
+    horizon, step/multistep with step size and milestones scaled, exponential with the
+    same total decay. ``None`` when the share rounds to the full run."""
+    epochs = max(1, round(share * config.epochs))
+    if epochs >= config.epochs:
+        return None
+    scale = epochs / config.epochs
+    opts: dict[str, Any] = {"epochs": epochs}
+    if config.schedule == "step":
+        opts["step_size"] = max(1, round(config.step_size * scale))
+    elif config.schedule == "multistep":
+        opts["milestones"] = sorted({max(1, round(m * scale)) for m in config.milestones})
+    elif config.schedule == "exponential":
+        opts["gamma"] = config.gamma ** (1 / scale)
+    return opts
+
+
 _HINTS = typing.get_type_hints(RunConfig)
 
 
@@ -385,8 +404,11 @@ def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path
     explicit.update(overrides or {})
     if "method" in explicit:
         explicit["method"] = method_names(explicit["method"])
-        from thrifty.recipes import expand_recipe  # "--method fast": a named recipe
+        from thrifty.recipes import SHARE_KEY, expand_recipe  # "--method fast": a recipe
         explicit = expand_recipe(explicit)
+        share = explicit.pop(SHARE_KEY, None)
+    else:
+        share = None
     workload = explicit.get("workload")
     preset: dict[str, Any] = {}
     if workload is not None and ":" in workload:  # your own: FILE.py:FUNCTION
@@ -406,4 +428,8 @@ def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path
             raise ValueError(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}, "
                              "or your own as FILE.py:FUNCTION")
         preset = WORKLOADS[workload]
-    return RunConfig(**{**preset, **explicit}).validate()
+    config = RunConfig(**{**preset, **explicit}).validate()
+    if share is not None:  # a recipe at a share of the epochs: the shorter run
+        config = RunConfig(**{**config.to_dict(),
+                              **(budget_options(config, share) or {})}).validate()
+    return config
