@@ -180,11 +180,16 @@ def load_workload(spec: str) -> Workload:
     factory = getattr(module, function, None)
     if not callable(factory):
         raise ValueError(f"workload {spec!r}: {target} has no function {function!r}")
-    try:
+    from thrifty.engine.checkpoint import rng_state, set_rng_state
+
+    saved = rng_state()  # the factory's draws never shift a run's seeded streams, wherever
+    try:  # it is first called (before or after the run's seed is set)
         workload = factory()
     except Exception as exc:
         raise ValueError(f"workload {spec!r}: the factory raised {type(exc).__name__}: "
                          f"{_first_line(exc)}") from exc
+    finally:
+        set_rng_state(saved)
     if not isinstance(workload, Workload):
         raise ValueError(f"workload {spec!r}: the factory returned a "
                          f"{type(workload).__name__}, not a thrifty.Workload(train=..., "

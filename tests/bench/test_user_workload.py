@@ -112,6 +112,12 @@ def test_method_budgets_pair_with_the_full_baseline_and_span_the_shorter_run(tmp
     assert [r.label for r in spec.runs] == [
         "baseline", "baseline 50% (4 ep)", "infobatch", "infobatch @ 50% (4 ep)",
         "infobatch @ 75% (6 ep)"]
+    # a recipe that already trains a share (fast: half) is shortened once more, not twice
+    spec = load_bench_spec(overrides={"workload": "digits-mlp", "epochs": 8},
+                           methods=["fast"], budgets="none", method_budgets=[0.5])
+    short = next(r for r in spec.runs if r.label.startswith("fast @"))
+    assert short.label == "fast @ 25% (2 ep)" and short.share == 0.25
+    assert spec.config(short, 0).epochs == 2 and spec.config(short, 0).method == ["infobatch"]
     with pytest.raises(ValueError, match="method_budgets are shares of the epochs"):
         load_bench_spec(overrides={"workload": "digits-mlp"}, method_budgets=[1.5])
     with pytest.raises(ValueError, match="target_drop"):
@@ -162,6 +168,7 @@ def test_training_less_is_a_legitimate_answer(tmp_path):
     for r in rows:  # the methods fall to the budget run's accuracy: none beats it
         if r["label"] in ("A", "B"):
             r["gain_vs_equal_time_pp"], r["drop"] = -0.5, 2.5
+            r["gain_vs_equal_cost_pp"] = -0.5
     text = make_plan(rows, spec, target_drop=2.0)
     assert "**baseline 50% (2 ep)**" in text and "no method beats simply training less" in text
     assert "No method beats training for fewer epochs beyond its spread" in text
@@ -215,3 +222,18 @@ def test_the_docs_example_runs_as_written(tmp_path, monkeypatch, capsys):
                                    out_dir="bench/mine")
     assert [r.label for r in from_file.runs] == [r.label for r in from_command.runs]
     assert data["method_budgets"] == from_file.method_budgets == [0.5]
+
+
+def test_a_method_at_a_share_that_did_the_budget_runs_work_is_flagged():
+    results = {"baseline": {s: _run(0.9, 4000, 40.0) for s in (0, 1)},
+               "baseline 50% (2 ep)": {s: _run(0.88, 2000, 20.0, 2) for s in (0, 1)},
+               "m @ 50% (2 ep)": {s: _run(0.88, 2000, 19.0, 2) for s in (0, 1)},  # no pruning
+               "n @ 50% (2 ep)": {s: _run(0.88, 1500, 15.0, 2) for s in (0, 1)}}
+    frontier = {"m @ 50% (2 ep)": ["baseline 50% (2 ep)"],
+                "n @ 50% (2 ep)": ["baseline 50% (2 ep)"]}
+    rows = {r["label"]: r for r in compute_rows(
+        results, {"forward_cost": 1.0, "train_cost": 3.0},
+        dict.fromkeys(results, "baseline"),
+        frontier)}
+    assert rows["m @ 50% (2 ep)"]["note"] == NO_SAVING  # 2x vs the full run, but that is
+    assert "note" not in rows["n @ 50% (2 ep)"]  # all training less; n saves on top of it

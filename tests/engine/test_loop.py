@@ -170,9 +170,10 @@ def test_resume_equals_uninterrupted(tiny_config, digits_aug, how):
     assert resumed.selector.calls == ref.selector.calls
 
 
-@pytest.mark.parametrize("epoch", [1, 2])  # a middle epoch and the last one
+@pytest.mark.parametrize("epoch,at", [(1, 2), (2, 2), (2, "train")])  # the last epoch's
 def test_sigterm_during_evaluation_stops_it_and_resume_evaluates_again(tiny_config, digits,
-                                                                       epoch):
+                                                                       epoch, at):
+    # test pass, then (at="train") the last epoch's pass over the training set
     kw = dict(epochs=3, eval_batch_size=32)
     ref = Trainer(tiny_config(run_name="ref", **kw), train=digits[0], test=digits[1],
                   log=lambda s: None)
@@ -181,17 +182,19 @@ def test_sigterm_during_evaluation_stops_it_and_resume_evaluates_again(tiny_conf
                   log=lambda s: None)
     forward, calls = cut._forward_eval, []
 
-    def signalled(x, y):  # SIGTERM in the second test batch of the chosen epoch
+    test_batches = -(-len(digits[1]) // 32)
+    when = test_batches + 2 if at == "train" else at
+
+    def signalled(x, y):  # SIGTERM in the chosen batch of the chosen epoch's evaluation
         calls.append(cut.core.epoch)
-        if calls.count(epoch) == 2 and len(cut.history) == epoch:
+        if calls.count(epoch) == when and len(cut.history) == epoch:
             os.kill(os.getpid(), signal.SIGTERM)
         return forward(x, y)
 
     cut._forward_eval = signalled
     with pytest.raises(TrainingInterrupted):
         cut.fit()
-    test_batches = -(-len(digits[1]) // 32)
-    assert calls.count(epoch) < test_batches  # the evaluation was cut short
+    assert calls.count(epoch) == when  # the evaluation was cut short
     assert json.loads((cut.run_dir / "result.json").read_text())["status"] == "interrupted"
     assert torch.load(cut.run_dir / "checkpoint.pt", weights_only=True)["epoch"] == epoch + 1
     resumed = Trainer.resume(cut.run_dir, train=digits[0], test=digits[1], log=lambda s: None)
@@ -199,6 +202,8 @@ def test_sigterm_during_evaluation_stops_it_and_resume_evaluates_again(tiny_conf
     assert result["status"] == "finished"
     assert [e["test_accuracy"] for e in result["epochs"]] == [
         e["test_accuracy"] for e in ref.history]
+    assert result["final"]["train_loss_stats"] == ref.result["final"]["train_loss_stats"]
+    assert all(e["evaluated"] for e in result["epochs"])
     a, b = _weights(ref.model), _weights(resumed.model)
     assert all(torch.equal(a[k], b[k]) for k in a)
 

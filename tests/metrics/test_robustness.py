@@ -63,3 +63,10 @@ def test_the_missing_extra_is_named(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert "pip install 'thrifty[attack]'" in err and len(err.splitlines()) == 1
     assert not list(tmp_path.iterdir())  # refused before any run folder
+
+
+def test_an_attack_on_token_inputs_is_refused_before_training(tmp_path, capsys):
+    assert main(["train", "--workload", "seq-cnn", "--attack", "pgd", "--out-dir",
+                 str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "inputs are torch.int64" in err and not list(tmp_path.iterdir())

@@ -85,6 +85,7 @@ def make_plan(rows: list[dict[str, Any]], spec: BenchSpec,
     base = [r for r in done if kind.get(r["label"]) == "baseline"]
     others = [r for r in done if kind.get(r["label"]) != "baseline"]
     seeds = max((r["seeds"] for r in done), default=0)
+    costed = any(_num(r.get("ideal_boost")) for r in others)
     workload = spec.base.get("workload") or "the workload"
     lines = [f"# What to run: {workload}", ""]
     if not base:
@@ -94,8 +95,7 @@ def make_plan(rows: list[dict[str, Any]], spec: BenchSpec,
               + "; ".join(f"{_pm(b.get('acc'), b.get('acc_std'))} %"
                           + (f" ({b['label']})" if len(base) > 1 else "") for b in base)
               + ". Costs are " + ("reference costs (ideal boost)"
-                                  if any(_num(r.get("ideal_boost")) for r in others)
-                                  else "measured train times") + ".", ""]
+                                  if costed else "measured train times") + ".", ""]
     flagged = [r["label"] for r in others if r.get("note") == NO_SAVING]
     useful = [r for r in others if r.get("note") != NO_SAVING and _boost(r) is not None
               and _num(r.get("drop")) is not None]
@@ -103,7 +103,10 @@ def make_plan(rows: list[dict[str, Any]], spec: BenchSpec,
     lines.append(f"## Cheapest within {target:g} p.p. of the baseline")
     lines.append("")
     if within:
-        best = max(within, key=lambda r: (_boost(r), -r["drop"]))
+        # on a tie (a method at a share that could not prune does the budget run's work),
+        # the simpler answer: the budget baseline
+        best = max(within, key=lambda r: (round(_boost(r) or 0, 2), -round(r["drop"], 2),
+                                          kind.get(r["label"]) == "budget"))
         lines.append(f"**{best['label']}**: {_describe(best)}.")
         if kind.get(best["label"]) == "budget":
             lines.append("")
@@ -126,28 +129,37 @@ def make_plan(rows: list[dict[str, Any]], spec: BenchSpec,
                          f"{_pm(r.get('drop'), r.get('drop_std'))} | {_boost(r):.2f}x | "
                          f"{_pm(r.get('train_boost'), None)}x |")
         low = high
-    lines += ["", "## Against training for fewer epochs (the equal-time frontier)", ""]
+    # the frontier at equal reference cost where calibrated (machine independent, the
+    # costs of this plan), else at equal measured train time
+    key = "gain_vs_equal_cost" if costed else "gain_vs_equal_time"
+    what = "equal reference cost" if costed else "equal train time"
+    lines += ["", f"## Against training for fewer epochs (the frontier, at {what})", ""]
     methods = [r for r in useful if kind.get(r["label"], "").startswith("method")]
     beats, measured = [], []
     for r in methods:
-        gain, std = _num(r.get("gain_vs_equal_time_pp")), _num(r.get("gain_vs_equal_time_std"))
+        gain, std = _num(r.get(f"{key}_pp")), _num(r.get(f"{key}_std"))
         if gain is None:
             continue
         measured.append(r)
         if gain > 0 and r["seeds"] > 1 and gain - (std or 0.0) > 0:
             beats.append((gain, std or 0.0, r))
     for gain, std, r in sorted(beats, key=lambda x: -x[0]):
+        timed = _num(r.get("gain_vs_equal_time_pp"))
         lines.append(f"- **{r['label']}** beats it by {gain:+.2f} ± {std:.2f} p.p. at "
-                     f"{_boost(r):.2f}x less work.")
+                     f"{_boost(r):.2f}x less work"
+                     + (f" ({timed:+.2f} p.p. at equal train time)"
+                        if costed and timed is not None else "") + ".")
     if not beats:
         if not measured:
-            lines.append("No method has an equal-time comparison (no budget baselines, or "
+            lines.append("No method has a frontier comparison (no budget baselines, or "
                          "every method is cheaper than the shortest one).")
+        elif seeds < 2:
+            lines.append("One seed gives no spread: nothing can be said to beat training "
+                         "for fewer epochs yet; run --seeds 0 1 2.")
         else:
             lines.append("No method beats training for fewer epochs beyond its spread over "
-                         "seeds" + (" (one seed: no spread; run --seeds 0 1 2)"
-                                    if seeds < 2 else "") + ". On this workload, train for "
-                         "fewer epochs (the budget baselines above).")
+                         "seeds. On this workload, train for fewer epochs (the budget "
+                         "baselines above).")
     if flagged:
         lines += ["", "Did no less work than the baseline (never credited with a boost): "
                   + ", ".join(flagged) + "."]

@@ -83,7 +83,7 @@ def check_stored_runs(spec: BenchSpec, todo: list[tuple[MethodRun, int]]) -> Non
 
 
 #: What a benchmark writes at the top of its folder (besides ``runs/``).
-BENCH_FILES = ("spec.json", "calibration.json", "table.md", "table.csv", "report.md",
+BENCH_FILES = ("spec.json", "calibration.json", "table.md", "table.csv", "plan.md", "report.md",
                "report.html", "accuracy_vs_time.png", "speedup_vs_drop.png",
                "selected_share.png")
 

@@ -19,6 +19,7 @@ from thrifty.engine.config import (
     make_config,
     read_config_file,
 )
+from thrifty.recipes import SHARE_KEY, expand_recipe
 
 RUN_OPTIONS = set(RunConfig.__dataclass_fields__)
 
@@ -194,15 +195,25 @@ class BenchSpec:
             runs.append(r)
             if not r.method or r.budget is not None or r.share is not None:
                 continue
-            full = make_config({**self.base, **r.options, "method": list(r.method),
-                                "method_args": dict(r.method_args)})
+            # a recipe is expanded here (its methods, arguments, options and share), so
+            # that its share of the epochs is applied once
+            expanded = expand_recipe({"method": list(r.method),
+                                      "method_args": dict(r.method_args)})
+            recipe_share = expanded.pop(SHARE_KEY, 1.0)
+            full = make_config({**self.base, **r.options, **expanded})
+            if recipe_share < 1:  # the recipe's own run, shortened once
+                full = make_config({**full.to_dict(),
+                                    **(budget_options(full, recipe_share) or {})})
             for share in self.method_budgets:
                 opts = budget_options(full, share)
                 if opts is None:
                     continue
-                runs.append(MethodRun(f"{r.label} @ {100 * share:g}% ({opts['epochs']} ep)",
-                                      list(r.method), dict(r.method_args),
-                                      {**r.options, **opts}, twin=pair[r.label], share=share))
+                of_base = share * recipe_share
+                extra = {k: v for k, v in expanded.items() if k not in ("method", "method_args")}
+                runs.append(MethodRun(f"{r.label} @ {100 * of_base:g}% ({opts['epochs']} ep)",
+                                      list(expanded["method"]), dict(expanded["method_args"]),
+                                      {**r.options, **extra, **opts}, twin=pair[r.label],
+                                      share=of_base))
         labels = [r.label for r in runs]
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
@@ -332,6 +343,10 @@ def load_bench_spec(path: str | Path | None = None, *, overrides: dict[str, Any]
         if k in RUN_OPTIONS and not (k in ("amp", "selection_amp") and v is False):
             check_option(k, v, str(path) if path else None)
     base = {**data, **(overrides or {})}
+    if ":" in str(base.get("workload") or ""):  # FILE.py:FUNCTION, made absolute once, so
+        from thrifty.workload import resolve_factory  # every run and job finds the file
+
+        base["workload"] = resolve_factory(base["workload"])
     runs: list[MethodRun] = []
     for r in file_runs:
         if isinstance(r, str):

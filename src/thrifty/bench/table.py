@@ -39,6 +39,8 @@ COLUMNS = [
 #: A configuration whose ideal boost (reference cost of the baseline over its own) is under
 #: this did no less work than its baseline: flagged ``no saving`` and never credited with a
 #: boost or a gain (a 2-epoch InfoBatch run cannot prune, yet its measured time may differ).
+#: So is a method at a share of the epochs that did no less work than the budget baseline
+#: of the same epochs: what it saves, training less saves alone.
 NO_SAVING_BELOW = 1.02
 NO_SAVING = "no saving"
 #: Cells a configuration without saving is not credited with.
@@ -59,6 +61,29 @@ def _no_saving(row: dict[str, Any], paired: list[tuple[dict, dict]]) -> bool:
     work = [(m.work_counts(r), m.work_counts(b)) for r, b in paired]
     return all(w["samples_trained"] * NO_SAVING_BELOW >= v["samples_trained"]
                and w["samples_forwarded"] >= v["samples_forwarded"] for w, v in work)
+
+
+def _as_short_as(pairs: list[tuple[int, dict, dict | None]],
+                 results: dict[str, dict[int, dict | None]], budgets: list[str],
+                 calibration: dict[str, float] | None) -> bool:
+    """Whether a run at a share of the epochs did no less work than the budget baseline of
+    the same number of epochs, in every seed (a method that could not act in so short a
+    run: it is that budget baseline, and credited with nothing of its own)."""
+    found = False
+    for seed, run, _ in pairs:
+        same = [r for b in budgets if (r := results.get(b, {}).get(seed))
+                and r.get("status") == "finished" and len(r["epochs"]) == len(run["epochs"])]
+        if not same:
+            return False
+        for short in same:
+            if calibration:
+                mine, theirs = (run_cost(x, "cost", calibration) for x in (run, short))
+            else:
+                mine, theirs = (m.work_counts(x)["samples_trained"] for x in (run, short))
+            if mine * NO_SAVING_BELOW < theirs:
+                return False
+        found = True
+    return found
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -170,7 +195,9 @@ def compute_rows(results: dict[str, dict[int, dict | None]],
             row["ideal_boost"] = _mean_std([m.ideal_boost(b, r, f, t) for r, b in paired])[0]
             row["efficiency"] = _mean_std(
                 [m.implementation_efficiency(b, r, f, t) for r, b in paired])[0]
-        if label != base_label and _no_saving(row, paired):
+        if label != base_label and (_no_saving(row, paired) or (
+                frontier_of.get(label) and _as_short_as(pairs, results, frontier_of[label],
+                                                        calibration))):
             row["note"] = NO_SAVING
         rows.append(row)
     return rows

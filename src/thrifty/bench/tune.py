@@ -127,8 +127,12 @@ def tune(base: dict[str, Any], *, trials: int, out_dir: str | Path,
     done = run_bench(frontier, log=log, trainer_kwargs={"log": lambda s: None})
     calibration = done["calibration"]
     f_cost, t_cost = calibration["forward_cost"], calibration["train_cost"]
-    front_runs = [by[seed] for by in done["results"].values() if by.get(seed)]
+    front_runs = [by[seed] for by in done["results"].values()
+                  if by.get(seed) and by[seed].get("status") == "finished"]
     full = done["results"]["baseline"][seed]
+    if not full or full.get("status") != "finished" or len(front_runs) < 2:
+        raise ValueError(f"the frontier did not finish (see {out / 'bench'}: the baseline "
+                         "and its budget runs); fix what failed and run the same command")
     full_cost = reference_cost(full, f_cost, t_cost)
     points = [(reference_cost(r, f_cost, t_cost) / full_cost,
                100 * r["epochs"][-1]["test_accuracy"]) for r in front_runs]
@@ -138,9 +142,14 @@ def tune(base: dict[str, Any], *, trials: int, out_dir: str | Path,
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = _storage(optuna, out)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    known = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    done_before = len(optuna.load_study(study_name=STUDY, storage=storage).trials) \
+        if STUDY in known else 0
+    # a continued search draws on: a sampler seeded as at the start would propose its
+    # first (random) configurations again
     study = optuna.create_study(study_name=STUDY, storage=storage, load_if_exists=True,
                                 directions=["maximize", "minimize"],
-                                sampler=optuna.samplers.TPESampler(seed=seed))
+                                sampler=optuna.samplers.TPESampler(seed=seed + done_before))
     def objective(trial: Any) -> tuple[float, float]:
         method = trial.suggest_categorical("method", methods)
         args = {k: trial.suggest_float(f"{method}.{k}", lo, hi)
@@ -167,7 +176,9 @@ def tune(base: dict[str, Any], *, trials: int, out_dir: str | Path,
     missing = trials - len(complete)
     if missing > 0:
         log(f"search: {missing} trial(s) ({len(complete)} done earlier)")
-        study.optimize(objective, n_trials=missing, catch=(ValueError, RuntimeError))
+        # a trial that fails (a diverged run included) is recorded failed; the search goes on
+        study.optimize(objective, n_trials=missing,
+                       catch=(ValueError, RuntimeError, FloatingPointError))
 
     # 3. the Pareto set, the table and the plot
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -191,9 +202,19 @@ def tune(base: dict[str, Any], *, trials: int, out_dir: str | Path,
             f"{gain} p.p. (seed {seed})")
 
     # 4. the best few, re-run on the confirmation seeds before anything is recommended
-    chosen = sorted(pareto, key=lambda r: -(r["gain_vs_frontier"]
+    ranked = sorted(pareto, key=lambda r: -(r["gain_vs_frontier"]
                                             if r["gain_vs_frontier"] is not None
-                                            else -math.inf))[:confirm]
+                                            else -math.inf))
+    chosen, seen = [], set()
+    for r in ranked:  # a configuration proposed twice is confirmed once
+        key = (r["method"], json.dumps(r["params"], sort_keys=True), r["share"])
+        if key not in seen and len(chosen) < confirm:
+            seen.add(key)
+            chosen.append(r)
+    labels = [r["label"] for r in chosen]
+    for r in chosen:  # equal labels, different values beyond 3 digits: tell them apart
+        if labels.count(r["label"]) > 1:
+            r["label"] += f" (trial {r['trial']})"
     plan = None
     if chosen:
         runs = []

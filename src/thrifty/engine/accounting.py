@@ -35,6 +35,7 @@ class EpochStats:
     loss_ratios: dict[str, float] = field(default_factory=dict)
     robust_accuracy: float | None = None  # under --attack, where it was computed
     robust: dict[str, Any] = field(default_factory=dict)  # the attack's parameters
+    evaluated: bool = False  # the epoch's whole evaluation ended (a stop may cut it short)
     method: dict[str, Any] = field(default_factory=dict)
     energy_j: float = 0.0  # training energy of the epoch (see the run's energy source)
     _loss_sum: float = 0.0

@@ -33,19 +33,20 @@ class RunConfig:
     (underscores become dashes)."""
 
     workload: str | None = _f(None, "standard workload preset (fmnist-cnn, digits-mlp, "
-                                    "cifar10-resnet18, cifar100-resnet18) or your own: "
+                                    "tabular-mlp, seq-cnn, cifar10-resnet18, "
+                                    "cifar100-resnet18) or your own: "
                                     "FILE.py:FUNCTION or package.module:FUNCTION returning "
                                     "a thrifty.Workload")
     dataset: str = _f("fashion-mnist", "dataset: fashion-mnist, cifar10, cifar100, imagefolder, "
-                                       "digits, synthetic")
+                                       "digits, synthetic, tabular, sequences")
     data_root: str | None = _f(None, "folder holding the dataset (default: the standard places)")
     download: bool = _f(False, "allow torchvision to download a missing dataset")
     augment: bool | None = _f(None, "training augmentation (default: the dataset's own)")
     train_limit: int | None = _f(None, "train on a fixed random subset of this many samples "
                                        "(quick runs)")
     test_limit: int | None = _f(None, "evaluate on a fixed random subset of this many samples")
-    model: str = _f("cnn", "model: cnn, mlp, resnet18, resnet34, resnet50, mobilenetv2, "
-                           "tv:<torchvision name>")
+    model: str = _f("cnn", "model: cnn, mlp, seqcnn, resnet18, resnet34, resnet50, "
+                           "mobilenetv2, tv:<torchvision name>")
     model_args: dict[str, Any] = _f({}, "model hyper-parameters, KEY=VALUE (--model-arg "
                                     "hidden=[256,128] for mlp)")
     weights: str | None = _f(None, "path of a state dict to initialise the model from")
@@ -96,7 +97,8 @@ class RunConfig:
     attack_steps: int = _f(10, "PGD's iterations")
     attack_step_size: float | None = _f(None, "PGD's step (default: attack_eps / 4)")
     attack_limit: int | None = _f(1000, "attack a fixed random subset of this many test "
-                                        "samples (default 1000; none: all)")
+                                        "samples (default 1000; at least the test set's "
+                                        "size: all of it)")
     energy: str = _f("auto", "energy counter: auto (NVML on CUDA, else RAPL, else a labelled "
                              "estimate), rapl, nvml, estimate, off")
 
@@ -200,7 +202,8 @@ def budget_options(config: RunConfig, share: float) -> dict[str, Any] | None:
     if config.schedule == "step":
         opts["step_size"] = max(1, round(config.step_size * scale))
     elif config.schedule == "multistep":
-        opts["milestones"] = sorted({max(1, round(m * scale)) for m in config.milestones})
+        # a list, not a set: milestones that land on one epoch decay there that many times
+        opts["milestones"] = sorted(max(1, round(m * scale)) for m in config.milestones)
     elif config.schedule == "exponential":
         opts["gamma"] = config.gamma ** (1 / scale)
     return opts

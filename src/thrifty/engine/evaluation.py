@@ -11,6 +11,7 @@ from thrifty.data import eval_view, iterate_batches
 from thrifty.engine.accounting import EpochStats
 from thrifty.engine.distributed import gather_in_order, shard
 from thrifty.engine.results import epoch_line
+from thrifty.engine.signals import TrainingInterrupted
 from thrifty.metrics import loss_ratios, loss_statistics
 
 if TYPE_CHECKING:
@@ -27,15 +28,17 @@ class EvaluationStopped(Exception):
 
 
 @torch.no_grad()
-def dataset_losses(t: Trainer, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def dataset_losses(t: Trainer, data: Any, stoppable: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample losses and correctness of ``data`` under ``t``'s model (evaluation view,
-    eval mode, the run's autocast); under DDP each rank a share, every rank the whole."""
+    eval mode, the run's autocast); under DDP each rank a share, every rank the whole.
+    ``stoppable``: a stop request ends the pass (:class:`EvaluationStopped`)."""
     losses, correct = [], []
     data = eval_view(data)  # no random crops for an on-disk training set
     mine = shard(torch.arange(len(data)), t.dist)
     for b in iterate_batches(data, mine.tolist(), t.config.eval_batch_size, device=t.device,
                              num_workers=t.config.num_workers):
-        if t.stopping():  # a long test set must not hold off a scheduler's SIGTERM
+        if stoppable and t.stopping():  # a long test set must not hold off a SIGTERM
             raise EvaluationStopped
         lo, lg = t._forward_eval(b.x, b.y)
         losses.append(lo.cpu())
@@ -49,7 +52,7 @@ def evaluate(t: Trainer, stats: EpochStats, final: bool) -> None:
     """The test set's loss statistics and accuracy into ``stats`` (and the training set's
     where ``train_stats_every`` asks); refuses non-finite test losses."""
     with t.timer(stats, "evaluation"):
-        losses, correct = dataset_losses(t, t.test_data)
+        losses, correct = dataset_losses(t, t.test_data, stoppable=True)
         bad = int((~torch.isfinite(losses)).sum())
         if bad:
             raise NonFiniteLossError(
@@ -62,18 +65,27 @@ def evaluate(t: Trainer, stats: EpochStats, final: bool) -> None:
         if t.config.attack != "none" and (final or (k > 0 and (stats.epoch + 1) % k == 0)):
             attacked(t, stats)
         if (final and k >= 0) or (k > 0 and (stats.epoch + 1) % k == 0):
-            tr_losses, tr_correct = dataset_losses(t, t.train_data)
+            tr_losses, tr_correct = dataset_losses(t, t.train_data, stoppable=True)
             stats.train_loss_stats = loss_statistics(tr_losses, tr_correct)
             stats.loss_ratios = loss_ratios(stats.test_loss, stats.train_loss_stats)
+        stats.evaluated = True
 
 
 def evaluate_again(t: Trainer) -> None:
-    """The last epoch's evaluation, cut short by a stop request, run again on the model of
-    the checkpoint (the model as that epoch ended); its entry of ``t.history`` replaced."""
+    """On resume: the last epoch's evaluation, if a stop request cut it short, run again on
+    the model of the checkpoint (the model as that epoch ended); its entry of ``t.history``
+    replaced. A stop during it ends the run as interrupted, the checkpoint unchanged."""
+    if not t.history or t.history[-1].get("evaluated", True):
+        return
     last = dict(t.history[-1])
     last.pop("train_time", None)
     stats = EpochStats(**last)
-    evaluate(t, stats, final=stats.epoch == t.config.epochs - 1)
+    try:
+        evaluate(t, stats, final=stats.epoch == t.config.epochs - 1)
+    except EvaluationStopped:
+        raise TrainingInterrupted(t._stop_signal, t.run_dir / "checkpoint.pt") from None
+    finally:
+        t.model.train()
     t.timer.flush()
     t.history[-1] = stats.to_dict()
     t.log(epoch_line(stats, t.config.epochs) + " (evaluated on resume)")

@@ -64,6 +64,7 @@ from thrifty.engine.signals import StopRequests, TrainingInterrupted
 from thrifty.engine.snapshot import train_copy
 from thrifty.metrics import loss_statistics
 from thrifty.metrics.energy import make_energy_meter
+from thrifty.metrics.robustness import check_attackable
 from thrifty.utils.locks import FolderLock
 
 __all__ = ["NonFiniteLossError", "Trainer", "TrainingInterrupted", "environment",
@@ -103,10 +104,6 @@ class Trainer(NoGradPasses):
         self.config = config.validate()
         self.on_batch_end = on_batch_end
         cfg = self.config
-        if cfg.attack != "none":  # the optional extra, refused before any data is loaded
-            from thrifty.metrics.robustness import require_art
-
-            require_art()
         self.device = resolve_device(cfg.device)
         # under torchrun: one rank of a DDP run (rank 0 logs and writes)
         self.dist = from_environment(self.device) if distributed else Dist()
@@ -129,6 +126,8 @@ class Trainer(NoGradPasses):
             else "given"}
         run = assemble(cfg, train=train, test=test, model=model, reducer=reducer,
                        sampler=sampler, selector=selector)
+        if cfg.attack != "none":  # the extra, and inputs with a gradient: before training
+            check_attackable(run.test)
         self.train_data, self.test_data = run.train, run.test
         self.labels, self.num_classes, self.classes = run.labels, run.num_classes, run.classes
         self.noisy = run.noisy  # indices relabelled by --label-noise
@@ -322,18 +321,19 @@ class Trainer(NoGradPasses):
         order: torch.Tensor | None = None
         stats: EpochStats | None = None
         pool = self._prepare_pool()
+        resumed = self._resume_state is not None
         if self._resume_state is not None:
             start_epoch, position, order, stats = restore_run(self, self._resume_state)
             self._resume_state = None
             self.log(f"resuming {self.run_dir} at epoch {start_epoch + 1}"
                      + (f", batch {position}" if position else ""))
-            if self.history and not self.history[-1].get("test_loss"):
-                evaluate_again(self)  # stopped during its evaluation
         elif self.reducer.name != "full":
             self.log(f"{self.reducer.name}: pool of {len(pool)} of {len(self.labels)} samples "
                      f"for the sampler ({self.prep_time:.2f}s of preparation)")
         self.model.train()
         try:
+            if resumed:  # an epoch whose evaluation a stop cut short is evaluated again
+                evaluate_again(self)
             for epoch in range(start_epoch, cfg.epochs):
                 self._run_epoch(epoch, position, order, stats)
                 position, order, stats = None, None, None

@@ -48,7 +48,8 @@ def train_copy(trainer_cls: Any, config: RunConfig, model: nn.Module, train: Any
     with tempfile.TemporaryDirectory(prefix="thrifty-snapshot-") as tmp:
         cfg = dataclasses.replace(
             config, epochs=epochs, method=[], method_args={}, checkpoint_every=0,
-            train_stats_every=-1, out_dir=tmp, run_name="snapshot", train_limit=None,
+            train_stats_every=-1, attack="none", out_dir=tmp, run_name="snapshot",
+            train_limit=None,
             test_limit=min(config.test_limit or WARMUP_TEST_LIMIT, WARMUP_TEST_LIMIT,
                            len(test)),
             device=str(device), progress=progress)

@@ -28,6 +28,19 @@ def require_art() -> Any:
     return evasion
 
 
+def check_attackable(test: Any) -> None:
+    """Refuse (before training) an attack without the extra (:func:`require_art`) or on a
+    test set whose inputs are not floating point: token ids (seq-cnn) have no input
+    gradient, so FGSM and PGD cannot perturb them."""
+    require_art()
+    x = test.x if hasattr(test, "x") and isinstance(test.x, torch.Tensor) else test[0][0]
+    x = torch.as_tensor(x)
+    if not x.is_floating_point():
+        raise ValueError(f"--attack perturbs inputs along their gradient, but this test set's "
+                         f"inputs are {x.dtype} (token ids or labels have none): drop "
+                         "--attack for this workload")
+
+
 def attack_subset(n: int, limit: int | None, seed: int) -> torch.Tensor:
     """The test indices attacked: all of them, or a fixed random ``limit`` of them (seeded
     by ``seed`` alone, so every run of a benchmark attacks the same samples)."""
@@ -83,10 +96,12 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_clas
             torch.manual_seed(seed)
             np.random.seed(seed % 2**32)
             try:
-                adv = method.generate(x=x.numpy().astype(np.float32))
+                # the true labels: without them ART attacks the model's own predictions
+                adv = method.generate(x=x.numpy().astype(np.float32), y=y.numpy())
             finally:
                 np.random.set_state(state)
         pred = clf.predict(adv, batch_size=batch_size).argmax(1)
         return float((torch.from_numpy(pred) == y).float().mean())
     finally:
+        model.to(device)  # ART moves the model to its own idea of the device
         model.train(was_training)

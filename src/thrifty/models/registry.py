@@ -109,7 +109,8 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = False) -> nn
     own = list(model.state_dict())
     missing = sorted(set(own) - set(keep))
     modules = {k.rsplit(".", 1)[0] for k in missing}
-    head = own[-1].rsplit(".", 1)[0]  # the last module with tensors: the classifier
+    params = [name for name, _ in model.named_parameters()]
+    head = (params or own)[-1].rsplit(".", 1)[0]  # the last module with weights: the head
     if modules and modules != {head}:  # more than a new classifier head: another model
         raise ValueError(
             f"weights in {path} fit only {len(keep)} of the model's "

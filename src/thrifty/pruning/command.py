@@ -74,6 +74,11 @@ def resolve_config(source_config: Mapping[str, Any] | None, overrides: Mapping[s
     from thrifty.engine import make_config
 
     given = {k: v for k, v in overrides.items() if v is not None}
+    if source_config and ":" in str(source_config.get("workload") or ""):
+        raise ValueError(f"the source run trained your own workload "
+                         f"({source_config['workload']}); `thrifty prune` rebuilds data and "
+                         "model from names, so it prunes runs of the standard workloads "
+                         "only: prune your model in Python (thrifty.pruning) instead")
     if source_config is None and not ({"workload", "model"} & set(given)):
         raise ValueError("a weights file does not say which model and data it belongs to: "
                          "add --workload NAME (or --model and --dataset)")

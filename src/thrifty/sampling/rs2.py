@@ -35,7 +35,8 @@ class RS2(EpochSampler):
       schedule over the run's epochs (= rounds) does the same at epoch granularity.
     - A round holds ``ceil(r·n)`` samples. When fewer than that are left of the current
       permutation, the round takes them all and tops up from a new permutation (skipping
-      those it already holds), so no sample repeats within a round and none is skipped.
+      those it already holds, which stay in the new cycle), so no sample repeats within a
+      round and every cycle sees every sample once.
       (The official code's wrap-around reuses the head of the used permutation.)
     - Each permutation is drawn with a generator seeded by (run seed, cycle number); the
       unused rest of the current one is saved with the checkpoints.
@@ -75,9 +76,12 @@ class RS2(EpochSampler):
         self.rest = self.rest[m:]
         if len(taken) < m:  # the permutation ran out: top up from the next one
             fresh = self._permutation()
-            fresh = fresh[~torch.isin(fresh, taken)]
-            need = m - len(taken)
-            taken, self.rest = torch.cat([taken, fresh[:need]]), fresh[need:]
+            held = torch.isin(fresh, taken)
+            top_up = fresh[~held][:m - len(taken)]
+            # the rest of the new cycle keeps the samples this round already holds: each
+            # is seen once in the new cycle too
+            self.rest = fresh[~torch.isin(fresh, top_up)]
+            taken = torch.cat([taken, top_up])
         self.active = taken.sort().values
         self.diag = {"cycle": float(self.cycle),
                      "selected_share": len(self.active) / len(self.pool)}
