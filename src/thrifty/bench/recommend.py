@@ -86,7 +86,10 @@ def make_plan(rows: list[dict[str, Any]], spec: BenchSpec,
     others = [r for r in done if kind.get(r["label"]) != "baseline"]
     seeds = max((r["seeds"] for r in done), default=0)
     costed = any(_num(r.get("ideal_boost")) for r in others)
-    workload = spec.base.get("workload") or "the workload"
+    workload = str(spec.base.get("workload") or "the workload")
+    if ":" in workload:  # a factory: its file's name, not the machine's path to it
+        file, _, function = workload.rpartition(":")
+        workload = f"{file.rsplit('/', 1)[-1]}:{function}"
     lines = [f"# What to run: {workload}", ""]
     if not base:
         return "\n".join(lines + ["No full baseline has finished yet: nothing to compare; "
