@@ -6,8 +6,7 @@ PyTorch is imported (``thrifty.bench.spec`` needs only the standard library and 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from thrifty.utils.lazy import lazy_exports
 
 _WHERE = {
     "calibrate": "calibrate",
@@ -17,16 +16,4 @@ _WHERE = {
     "compute_rows": "table", "to_csv": "table", "to_markdown": "table", "to_text": "table",
 }
 
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'thrifty.bench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"thrifty.bench.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports("thrifty.bench", _WHERE, globals())

@@ -8,8 +8,7 @@ wait for PyTorch (``thrifty.engine.config`` needs only the standard library and 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from thrifty.utils.lazy import lazy_exports
 
 _WHERE = {
     "PHASES": "accounting", "EpochStats": "accounting",
@@ -27,16 +26,4 @@ _WHERE = {
     "SelectionStep": "step", "StepResult": "step",
 }
 
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'thrifty.engine' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"thrifty.engine.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports("thrifty.engine", _WHERE, globals())

@@ -50,6 +50,11 @@ class EpochStats:
         d["train_time"] = self.train_time
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EpochStats:
+        """The stats :meth:`to_dict` wrote (``train_time`` is derived, not stored)."""
+        return cls(**{k: v for k, v in d.items() if k != "train_time"})
+
 
 class PhaseTimer:
     """Adds the time of a phase to ``stats.time[phase]``.

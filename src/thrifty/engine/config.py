@@ -417,8 +417,7 @@ def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path
     if workload is not None and ":" in workload:  # your own: FILE.py:FUNCTION
         from thrifty.workload import NOT_WORKLOAD_OPTIONS, resolve_factory, workload_preset
 
-        unset = {f.name: "workload" if f.name in ("dataset", "model") else
-                 RunConfig().__getattribute__(f.name) for f in dataclasses.fields(RunConfig)}
+        unset = {**RunConfig().to_dict(), "dataset": "workload", "model": "workload"}
         given = sorted(k for k in set(explicit) & set(NOT_WORKLOAD_OPTIONS) - {"workload"}
                        if explicit[k] != unset[k])  # a saved config repeats the markers
         if given:

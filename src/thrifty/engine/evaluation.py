@@ -77,9 +77,7 @@ def evaluate_again(t: Trainer) -> None:
     replaced. A stop during it ends the run as interrupted, the checkpoint unchanged."""
     if not t.history or t.history[-1].get("evaluated", True):
         return
-    last = dict(t.history[-1])
-    last.pop("train_time", None)
-    stats = EpochStats(**last)
+    stats = EpochStats.from_dict(t.history[-1])
     try:
         evaluate(t, stats, final=stats.epoch == t.config.epochs - 1)
     except EvaluationStopped:

@@ -55,7 +55,7 @@ from thrifty.engine.evaluation import (
     evaluate_again,
 )
 from thrifty.engine.interfaces import BatchSelector, EpochSampler, Reducer
-from thrifty.engine.optim import build_optimizer, build_scheduler, scaled_lr
+from thrifty.engine.optim import PLAIN_RATE, build_optimizer, build_scheduler, scaled_lr
 from thrifty.engine.passes import NoGradPasses
 from thrifty.engine.results import epoch_line, run_result
 from thrifty.engine.run_state import prepare_run_dir, restore_run, save_run
@@ -246,7 +246,8 @@ class Trainer(NoGradPasses):
                                         correct=logits.detach().argmax(1) == batch.y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            with scaled_lr(self.optimizer, self.sampler.lr_factor):
+            factor = self.sampler.lr_factor  # KAKURENBO's, around this step only
+            with scaled_lr(self.optimizer, factor) if factor != 1.0 else PLAIN_RATE:
                 self.scaler.step(self.optimizer)
             self.scaler.update()
         if self.core.epoch_counts["steps"] % FINITE_CHECK_EVERY == 0:

@@ -75,6 +75,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int,
     raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
 
 
+#: The step's context when nothing scales the rate: one reusable no-op, so the hot step
+#: builds no context manager of its own.
+PLAIN_RATE = contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def scaled_lr(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None]:
     """The learning rate of every parameter group times ``factor`` inside the block (one

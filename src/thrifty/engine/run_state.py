@@ -97,11 +97,7 @@ def restore_run(t: Trainer, state: dict[str, Any]
         state = {**state, **state["per_rank"][t.dist.rank]}
     for key, (_, restore) in components(t).items():
         restore(state[key])
-    stats = None
-    if state["stats"] is not None:
-        s = dict(state["stats"])
-        s.pop("train_time", None)
-        stats = EpochStats(**s)
+    stats = None if state["stats"] is None else EpochStats.from_dict(state["stats"])
     return state["epoch"], state["position"], state["order"], stats
 
 
