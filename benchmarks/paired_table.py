@@ -1,0 +1,65 @@
+"""Per-seed clean and robust accuracy of a bench folder's runs, and paired differences.
+
+    .venv/bin/python benchmarks/paired_table.py bench/seed003-fmnist "caper_remove=0.05" \\
+        baseline "random_removal_0.05"
+
+prints, for every seed, each named run's test accuracy, robust accuracy (when the run was
+attacked) and train time, then the paired differences of the first run against each of the
+others (mean ± standard deviation over the seeds both finished, and how many seeds it is
+ahead). Runs are the folder names under ``runs/`` without their ``-sN`` suffix.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def _read(root: Path, name: str) -> dict[int, dict[str, float]]:
+    out = {}
+    for path in sorted(root.glob(f"runs/{name}-s*/result.json")):
+        result = json.loads(path.read_text())
+        if result.get("status") != "finished":
+            continue
+        seed = int(path.parent.name.rsplit("-s", 1)[1])
+        final = result["final"]
+        out[seed] = {"acc": 100 * final["test_accuracy"], "time": final["train_time"]}
+        if final.get("robust_accuracy") is not None:
+            out[seed]["robust"] = 100 * final["robust_accuracy"]
+    return out
+
+
+def _pm(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):+.2f} ± {std:.2f}"
+
+
+def main(folder: str, first: str, *others: str) -> None:
+    root = Path(folder)
+    runs = {name: _read(root, name) for name in (first, *others)}
+    seeds = sorted(set().union(*(set(r) for r in runs.values())))
+    print("| run | seed | acc % | robust acc % | train s |\n|---|---|---|---|---|")
+    for name, by_seed in runs.items():
+        for s in seeds:
+            if s in by_seed:
+                v = by_seed[s]
+                robust = f"{v['robust']:.2f}" if "robust" in v else "–"
+                print(f"| {name} | {s} | {v['acc']:.2f} | {robust} | {v['time']:.1f} |")
+    print(f"\n| {first} minus | metric | paired difference p.p. (mean ± std) | seeds ahead |")
+    print("|---|---|---|---|")
+    for other in others:
+        both = sorted(set(runs[first]) & set(runs[other]))
+        for metric in ("acc", "robust"):
+            diffs = [runs[first][s][metric] - runs[other][s][metric] for s in both
+                     if metric in runs[first][s] and metric in runs[other][s]]
+            if diffs:
+                ahead = sum(d > 0 for d in diffs)
+                print(f"| {other} | {metric} | {_pm(diffs)} | {ahead} of {len(diffs)} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2], *sys.argv[3:])
