@@ -5,8 +5,9 @@
 
 prints, for every seed, each named run's test accuracy, robust accuracy (when the run was
 attacked) and train time, then the paired differences of the first run against each of the
-others (mean ± standard deviation over the seeds both finished, and how many seeds it is
-ahead). Runs are the folder names under ``runs/`` without their ``-sN`` suffix.
+others (mean ± standard deviation over the seeds both finished, how many seeds it is
+ahead, and the two-sided p-value of a paired t-test: a one-sample t-test of the differences, scipy's
+``ttest_1samp``). Runs are the folder names under ``runs/`` without their ``-sN`` suffix.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 import statistics
 import sys
 from pathlib import Path
+
+from scipy.stats import ttest_1samp
 
 
 def _read(root: Path, name: str) -> dict[int, dict[str, float]]:
@@ -47,8 +50,9 @@ def main(folder: str, first: str, *others: str) -> None:
                 v = by_seed[s]
                 robust = f"{v['robust']:.2f}" if "robust" in v else "–"
                 print(f"| {name} | {s} | {v['acc']:.2f} | {robust} | {v['time']:.1f} |")
-    print(f"\n| {first} minus | metric | paired difference p.p. (mean ± std) | seeds ahead |")
-    print("|---|---|---|---|")
+    print(f"\n| {first} minus | metric | paired difference p.p. (mean ± std) | seeds ahead | "
+          "paired t-test p |")
+    print("|---|---|---|---|---|")
     for other in others:
         both = sorted(set(runs[first]) & set(runs[other]))
         for metric in ("acc", "robust"):
@@ -56,7 +60,9 @@ def main(folder: str, first: str, *others: str) -> None:
                      if metric in runs[first][s] and metric in runs[other][s]]
             if diffs:
                 ahead = sum(d > 0 for d in diffs)
-                print(f"| {other} | {metric} | {_pm(diffs)} | {ahead} of {len(diffs)} |")
+                p = ttest_1samp(diffs, 0.0).pvalue if len(diffs) > 1 else float("nan")
+                print(f"| {other} | {metric} | {_pm(diffs)} | {ahead} of {len(diffs)} | "
+                      f"{p:.3f} |")
 
 
 if __name__ == "__main__":
