@@ -179,3 +179,37 @@ def test_options_are_checked_by_the_types_of_the_pruner_signature(tmp_path, caps
     assert main(["prune", "--method", "magnitude", "--from", str(tmp_path / "missing"),
                  "--out", str(tmp_path / "x"), "--method-arg", "sparsity=2"]) == 2
     assert "sparsity must be in [0.0, 1.0]" in capsys.readouterr().err
+
+
+def test_a_run_of_your_own_workload_is_pruned_and_retrained(tmp_path, capsys):
+    """A factory run: data and model from its file, the retrain command names the factory."""
+    from pathlib import Path
+
+    factory = f"{Path(__file__).parents[1] / 'bench' / 'user_workload.py'}:tiny"
+    runs = tmp_path / "runs"
+    assert main(["train", "--workload", factory, "--out-dir", str(runs),
+                 "--run-name", "base"]) == 0
+    trained = json.loads((runs / "base" / "result.json").read_text())["final"]
+    out = tmp_path / "mint"
+    assert main(["prune", "--method", "mint", "--from", str(runs / "base"), "--method-arg",
+                 "per_class=10", "--method-arg", "groups=8", "--out", str(out),
+                 "--no-progress"]) == 0
+    report = json.loads((out / "prune.json").read_text())
+    # MINT prunes the child of each pair of layers: the classifier "2" here
+    assert report["workload"] == factory and list(report["layers"]) == ["2"]
+    # the trained weights on the factory's test set, not fresh ones
+    assert report["test_accuracy"]["unpruned"] == pytest.approx(trained["test_accuracy"])
+    retrain = report["retrain"].split()[2:]
+    assert retrain[:2] == ["--workload", factory] and "--model" not in retrain
+    assert main(["train", *retrain, "--epochs", "1", "--out-dir", str(runs)]) == 0
+    state = torch.load(runs / "mint-retrain" / "checkpoint.pt", weights_only=True)["model"]
+    kept = (state["2.weight_orig"] * state["2.weight_mask"] != 0).float().mean()
+    assert float(kept) == pytest.approx(1 - report["layers"]["2"]["pruned_share"])
+    # a bare weights file with the factory named; a preset's options refused beside it
+    assert main(["prune", "--method", "magnitude", "--from", str(out / "weights.pt"),
+                 "--workload", factory, "--method-arg", "sparsity=0.5",
+                 "--out", str(tmp_path / "mag")]) == 0
+    capsys.readouterr()
+    assert main(["prune", "--method", "magnitude", "--from", str(runs / "base"), "--dataset",
+                 "digits", "--method-arg", "sparsity=0.5", "--out", str(tmp_path / "x")]) == 2
+    assert "trained your own workload" in capsys.readouterr().err

@@ -301,6 +301,29 @@ def eval_view(data: TensorData | Dataset) -> TensorData | Dataset:
     return view
 
 
+def limited(data: TensorData | Dataset, n: int | None, seed: int = 0) -> TensorData | Dataset:
+    """At most ``n`` samples of ``data``: the first ``n`` of a fixed seeded permutation, in
+    dataset order (all when ``n`` is ``None`` or not below ``len(data)``).
+
+    A :class:`TensorData` gives :meth:`TensorData.subset`; any other map-style dataset a
+    :class:`torch.utils.data.Subset` that keeps its ``targets`` (the chosen ones) and
+    ``classes``, so it is labelled like the dataset it comes from.
+    """
+    if isinstance(data, TensorData):
+        return data.subset(n, seed=seed)
+    if n is None or n >= len(data):
+        return data
+    if n <= 0:
+        raise ValueError(f"subset size must be positive, got {n}")
+    g = torch.Generator().manual_seed(seed)
+    keep = torch.randperm(len(data), generator=g)[:n].sort().values
+    part = Subset(data, keep.tolist())
+    part.targets = dataset_labels(data)[keep].tolist()  # type: ignore[attr-defined]
+    if getattr(data, "classes", None) is not None:
+        part.classes = data.classes  # type: ignore[attr-defined]
+    return part
+
+
 def dataset_labels(data: TensorData | Dataset) -> torch.Tensor:
     """Integer labels of every sample, without loading the inputs where possible."""
     if isinstance(data, TensorData):
