@@ -381,6 +381,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_reduce(args: argparse.Namespace) -> int:
     from thrifty.data import dataset_labels
+    from thrifty.data.tensor import limited
     from thrifty.engine import make_config
     from thrifty.engine.assembly import run_datasets
     from thrifty.engine.checkpoint import write_json
@@ -403,8 +404,7 @@ def _cmd_reduce(args: argparse.Namespace) -> int:
         options = {"weights": args.embed_weights, "arch": args.arch}
     embedder = make_embedder(args.embedder, **options)  # checks weights/epochs up front
     train, _ = run_datasets(cfg)
-    if hasattr(train, "subset"):
-        train = train.subset(cfg.train_limit, seed=cfg.seed)
+    train = limited(train, cfg.train_limit, seed=cfg.seed)
     out = Path(args.out)
     registry = build_registry(train, embedder, per_class=not args.single_prototype,
                               path=out / "registry.pt")

@@ -36,3 +36,10 @@ def test_a_plain_dataset_gives_the_same_samples_as_tensor_data_with_its_labels()
 def test_no_limit_or_a_large_one_keeps_the_dataset():
     items = Items(5)
     assert limited(items, None) is items and limited(items, 5) is items
+
+
+def test_a_limit_of_zero_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="subset size must be positive, got 0"):
+        limited(Items(5), 0)

@@ -1,6 +1,7 @@
 """`thrifty prune`: run folder / checkpoint / weights in; masks, weights, report out."""
 
 import json
+import shlex
 
 import pytest
 import torch
@@ -135,10 +136,10 @@ def test_model_args_travel_from_the_run_to_the_retrain_command(tmp_path, monkeyp
     assert main(["prune", "--method", "magnitude", "--from", "runs/deep", "--out", "p",
                  "--method-arg", "sparsity=0.5", "--no-eval", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "--model-arg hidden=[24,12]" in out
-    assert main(["train", "--workload", "digits-mlp", "--epochs", "1", "--no-progress",
-                 "--model-arg", "hidden=[24,12]", "--weights", "p/weights.pt",
-                 "--masks", "p/masks.pt"]) == 0
+    assert "--model-arg 'hidden=[24,12]'" in out  # quoted: brackets are a shell glob
+    command = shlex.split(out.split("retrain once:")[1].strip().splitlines()[0])
+    assert command[command.index("--model-arg") + 1] == "hidden=[24,12]"
+    assert main(["train", *command[2:], "--epochs", "1", "--no-progress"]) == 0
 
 
 def test_unknown_pruner_lists_the_pruners_of_the_registry(tmp_path, capsys):
@@ -210,6 +211,23 @@ def test_a_run_of_your_own_workload_is_pruned_and_retrained(tmp_path, capsys):
                  "--workload", factory, "--method-arg", "sparsity=0.5",
                  "--out", str(tmp_path / "mag")]) == 0
     capsys.readouterr()
-    assert main(["prune", "--method", "magnitude", "--from", str(runs / "base"), "--dataset",
-                 "digits", "--method-arg", "sparsity=0.5", "--out", str(tmp_path / "x")]) == 2
-    assert "trained your own workload" in capsys.readouterr().err
+    for extra, message in ((["--dataset", "digits"], "--dataset given for a run of your own "
+                             "workload"),
+                            (["--workload", "digits-mlp"], "but --workload names 'digits-mlp'")):
+        assert main(["prune", "--method", "magnitude", "--from", str(runs / "base"), *extra,
+                     "--method-arg", "sparsity=0.5", "--out", str(tmp_path / "x")]) == 2
+        assert message in capsys.readouterr().err
+    # the factory's file moved: named in the error, and --workload points to it again
+    moved = tmp_path / "moved.py"
+    moved.write_text(Path(factory.rpartition(":")[0]).read_text())
+    config = torch.load(runs / "base" / "checkpoint.pt", weights_only=True)
+    config["config"]["workload"] = str(tmp_path / "gone.py:tiny")
+    torch.save(config, tmp_path / "old.pt")
+    args = ["prune", "--method", "magnitude", "--from", str(tmp_path / "old.pt"),
+            "--method-arg", "sparsity=0.5", "--no-eval"]
+    assert main([*args, "--out", str(tmp_path / "y")]) == 2
+    assert "factory file " + str(tmp_path / "gone.py") + " is gone: give --workload" \
+        in capsys.readouterr().err
+    assert main([*args, "--workload", f"{moved}:tiny", "--out", str(tmp_path / "y")]) == 0
+    assert json.loads((tmp_path / "y" / "prune.json").read_text())["workload"] == \
+        f"{moved}:tiny"

@@ -530,7 +530,7 @@ class SnapshotEmbedder(Embedder):
                 config = ctx.config
             else:
                 config = self.config
-                test = self.test_data if self.test_data is not None else dataset
+                test = self.test_data if self.test_data is not None else eval_view(dataset)
                 warm, result = warm_up(config, model, dataset, test, self.warmup_epochs,
                                        device=device, progress=self._progress(ctx))
         except TrainingInterrupted as exc:

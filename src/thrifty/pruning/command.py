@@ -16,6 +16,7 @@ method registry (:mod:`thrifty.methods`, place ``pruner``; ``thrifty methods`` l
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import UnionType
@@ -69,20 +70,16 @@ def resolve_config(source_config: Mapping[str, Any] | None, overrides: Mapping[s
     """The run config: the checkpoint's data and model, then the given options.
 
     Raises:
-        ValueError: a bare weights file and neither ``workload`` nor ``model`` given.
+        ValueError: a bare weights file and neither ``workload`` nor ``model`` given; a
+            dataset or model other than the source run's; data or model options beside a
+            run of a workload factory; a factory whose file is gone.
     """
     from thrifty.engine import make_config
     from thrifty.workload import is_factory
 
     given = {k: v for k, v in overrides.items() if v is not None}
     if source_config and is_factory(source_config.get("workload")):
-        named = given.get("workload", source_config["workload"])
-        if set(given) - {"workload"} or not is_factory(named):
-            raise ValueError(
-                f"the source run trained your own workload {source_config['workload']}, whose "
-                "factory gives the data and the model: leave --workload/--model/--dataset out "
-                "(or give --workload FILE.py:FUNCTION when its file has moved)")
-        return make_config({"workload": named, "seed": source_config.get("seed", 0)})
+        return _factory_config(source_config, given)
     if source_config is None and not ({"workload", "model"} & set(given)):
         raise ValueError("a weights file does not say which model and data it belongs to: "
                          "add --workload NAME (or --model and --dataset)")
@@ -97,11 +94,35 @@ def resolve_config(source_config: Mapping[str, Any] | None, overrides: Mapping[s
             asked = given.get(key, getattr(named, key) if "workload" in given else None)
             if ran is not None and asked is not None and asked != ran:
                 flag = f"--{key}" if key in given else f"--workload {given['workload']}"
+                what = "your own workload" if asked == "workload" else repr(asked)
                 raise ValueError(
-                    f"the source run trained {key} {ran!r}, but {flag} names {asked!r}: "
+                    f"the source run trained {key} {ran!r}, but {flag} names {what}: "
                     f"pruning and retraining must use the run's own {key}; leave "
                     f"{flag.split()[0]} out (the run's folder says which it was)")
     return make_config({**base, **given})
+
+
+def _factory_config(source_config: Mapping[str, Any], given: Mapping[str, Any]):
+    """The config of a run of a workload factory: its factory (or ``--workload`` naming the
+    moved file), nothing else given."""
+    from thrifty.engine import make_config
+    from thrifty.workload import is_factory
+
+    extra = sorted(f"--{k.replace('_', '-')}" for k in set(given) - {"workload"})
+    ran = source_config["workload"]
+    if extra:
+        raise ValueError(f"{', '.join(extra)} given for a run of your own workload {ran}, "
+                         "whose factory gives the data and the model: leave them out")
+    named = given.get("workload", ran)
+    if not is_factory(named):
+        raise ValueError(f"the source run trained your own workload {ran}, but --workload "
+                         f"names {named!r}: leave --workload out (or name the factory's "
+                         "FILE.py:FUNCTION when its file has moved)")
+    file = named.rpartition(":")[0]
+    if "workload" not in given and file.endswith(".py") and not Path(file).is_file():
+        raise ValueError(f"the source run's factory file {file} is gone: give --workload "
+                         "FILE.py:FUNCTION where it is now")
+    return make_config({"workload": named, "seed": source_config.get("seed", 0)})
 
 
 def load_model(cfg, state: Mapping[str, torch.Tensor], num_classes: int, train) -> nn.Module:
@@ -110,15 +131,18 @@ def load_model(cfg, state: Mapping[str, torch.Tensor], num_classes: int, train) 
     from thrifty.engine.assembly import new_model
 
     model = new_model(cfg, train, num_classes)
-    what = (f"the model of {cfg.workload}" if cfg.dataset == "workload"
-            else f"model {cfg.model!r} for {cfg.dataset}")
+    if cfg.dataset == "workload":
+        what = f"the model of {cfg.workload}"
+        fix = "Give the --workload FILE.py:FUNCTION whose model the weights came from."
+    else:
+        what = f"model {cfg.model!r} for {cfg.dataset}"
+        fix = "Give the --workload/--model the weights were trained with."
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1:3]
         raise ValueError(f"the weights do not fit {what} ({num_classes} classes): "
-                         f"{' '.join(s.strip() for s in first)}. Give the --workload/--model "
-                         "the weights were trained with.") from exc
+                         f"{' '.join(s.strip() for s in first)}. {fix}") from exc
     return model.eval()
 
 
@@ -315,20 +339,21 @@ def run_method(method: str, model: nn.Module, args: Mapping[str, Any],
 
 def retrain_command(cfg, out: Path) -> str:
     """The ``thrifty train`` command that retrains the pruned model once."""
-    where = (f"--workload {cfg.workload}" if cfg.workload
+    where = (f"--workload {shlex.quote(cfg.workload)}" if cfg.workload
              else f"--dataset {cfg.dataset} --model {cfg.model}")
+    files = (f"--weights {shlex.quote(str(out / 'weights.pt'))} "
+             f"--masks {shlex.quote(str(out / 'masks.pt'))} "
+             f"--run-name {shlex.quote(out.name + '-retrain')}")
     if cfg.dataset == "workload":  # a factory gives data and model (and no limits)
-        return (f"thrifty train {where} --weights {out / 'weights.pt'} --masks "
-                f"{out / 'masks.pt'} --run-name {out.name}-retrain")
+        return f"thrifty train {where} {files}"
     if cfg.workload and cfg.model != (_preset(cfg.workload).get("model")):
         where += f" --model {cfg.model}"
     if cfg.train_limit:
         where += f" --train-limit {cfg.train_limit}"
     for key, value in cfg.model_args.items():
         text = json.dumps(value).replace(" ", "")
-        where += f" --model-arg {key}={text}"
-    return (f"thrifty train {where} --weights {out / 'weights.pt'} --masks {out / 'masks.pt'} "
-            f"--run-name {out.name}-retrain")
+        where += f" --model-arg {shlex.quote(f'{key}={text}')}"
+    return f"thrifty train {where} {files}"
 
 
 def _preset(workload: str) -> dict[str, Any]:
