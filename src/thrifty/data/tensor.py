@@ -308,7 +308,7 @@ def limited(data: TensorData | Dataset, n: int | None, seed: int = 0) -> TensorD
     """
     if isinstance(data, TensorData):
         return data.subset(n, seed=seed)
-    keep = seeded_keep(len(data), n, seed)
+    keep = seeded_keep(len(data), n, seed)  # type: ignore[arg-type]  # map-style: has len
     if keep is None:
         return data
     part = Subset(data, keep.tolist())
