@@ -22,6 +22,8 @@ from typing import Any
 from thrifty.engine.config import WORKLOADS, RunConfig, load_yaml
 
 _SKIP = {"method_args", "method", "model_args"}
+WORKLOAD_HELP = (f"a standard workload ({', '.join(WORKLOADS)}) or your own: FILE.py:FUNCTION "
+                 "or package.module:FUNCTION returning a thrifty.Workload")
 
 
 def _parse_kv(text: str) -> tuple[str, Any]:
@@ -138,9 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "class balance is still printed when every sample has one label")
     reduce.add_argument("--out", default="reduce", metavar="DIR",
                         help="folder for registry.pt, distances.png and summary.json")
-    for flag, kw in (("--workload", {"choices": list(WORKLOADS)}), ("--dataset", {}),
-                     ("--data-root", {}), ("--model", {}), ("--train-limit", {"type": int}),
-                     ("--seed", {"type": int})):
+    reduce.add_argument("--workload", default=argparse.SUPPRESS, metavar="NAME",
+                        help=WORKLOAD_HELP)
+    for flag, kw in (("--dataset", {}), ("--data-root", {}), ("--model", {}),
+                     ("--train-limit", {"type": int}), ("--seed", {"type": int})):
         reduce.add_argument(flag, default=argparse.SUPPRESS, **kw,
                             help="as for `thrifty train`")
 
@@ -160,9 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config", metavar="FILE", help="YAML/TOML benchmark file: seeds, "
                        "runs (method strings or {label, method, method_args}), out_dir, and "
                        "any run option shared by all runs")
-    bench.add_argument("--workload", metavar="NAME", help=f"a standard workload "
-                       f"({', '.join(WORKLOADS)}) or your own: FILE.py:FUNCTION or "
-                       "package.module:FUNCTION returning a thrifty.Workload")
+    bench.add_argument("--workload", metavar="NAME", help=WORKLOAD_HELP)
     bench.add_argument("--epochs", type=int, help="epochs of every run")
     bench.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds (default: 0)")
     bench.add_argument("--method", action="append", metavar="SPEC", default=[],
@@ -201,8 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "set and the frontier in OUT/pareto.png, then the best few re-run on the "
         "confirmation seeds as a benchmark whose plan (OUT/bench/plan.md) is the answer. "
         "The same command continues a killed search.")
-    tune.add_argument("--workload", metavar="NAME", help="a standard workload or "
-                      "FILE.py:FUNCTION (as for bench)")
+    tune.add_argument("--workload", metavar="NAME", help=WORKLOAD_HELP)
     tune.add_argument("--epochs", type=int, help="epochs of a full run")
     tune.add_argument("--set", action="append", type=_parse_kv, default=[],
                       metavar="KEY=VALUE", help="any other run option")
@@ -262,10 +262,11 @@ def add_prune_parser(sub) -> None:
                        "gamma=\"{fc1: 0.5, fc2: 0.3}\" (repeatable; values are YAML; a wrong "
                        "name lists the pruner's options; see docs/methods/NAME.md)")
     prune.add_argument("--out", metavar="DIR", help="output folder (default: prune/METHOD)")
-    for flag, kw in (("--workload", {"choices": list(WORKLOADS)}), ("--model", {}),
-                     ("--dataset", {}), ("--data-root", {})):
+    prune.add_argument("--workload", default=None, metavar="NAME", help=WORKLOAD_HELP
+                       + " (default: the checkpoint's)")
+    for flag in ("--model", "--dataset", "--data-root"):
         prune.add_argument(flag, default=None, help="as for `thrifty train` (default: the "
-                           "checkpoint's)", **kw)
+                           "checkpoint's)")
     prune.add_argument("--model-arg", action="append", dest="model_args", type=_parse_kv,
                        default=None, metavar="KEY=VALUE", help="a model hyper-parameter, "
                        "as for `thrifty train` (default: the checkpoint's)")
@@ -379,8 +380,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_reduce(args: argparse.Namespace) -> int:
-    from thrifty.data import dataset_labels, load_dataset
+    from thrifty.data import dataset_labels
+    from thrifty.data.tensor import limited
     from thrifty.engine import make_config
+    from thrifty.engine.assembly import run_datasets
     from thrifty.engine.checkpoint import write_json
     from thrifty.offline.common import check_alpha, check_mode
     from thrifty.offline.embedders import make_embedder
@@ -400,10 +403,8 @@ def _cmd_reduce(args: argparse.Namespace) -> int:
     elif args.embedder == "torchvision":
         options = {"weights": args.embed_weights, "arch": args.arch}
     embedder = make_embedder(args.embedder, **options)  # checks weights/epochs up front
-    train, _ = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.augment,
-                            seed=cfg.seed)
-    if hasattr(train, "subset"):
-        train = train.subset(cfg.train_limit, seed=cfg.seed)
+    train, _ = run_datasets(cfg)
+    train = limited(train, cfg.train_limit, seed=cfg.seed)
     out = Path(args.out)
     registry = build_registry(train, embedder, per_class=not args.single_prototype,
                               path=out / "registry.pt")

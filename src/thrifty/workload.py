@@ -1,5 +1,6 @@
 """Your own workload: a dataset pair, a model and training options that ``thrifty train``,
-``thrifty bench`` and ``thrifty tune`` run like the built-in presets.
+``thrifty bench``, ``thrifty tune``, ``thrifty prune`` and ``thrifty reduce`` run like the
+built-in presets.
 
 A workload is named by a factory, ``FILE.py:FUNCTION`` or ``package.module:FUNCTION``, a
 function without arguments that returns a :class:`Workload`::

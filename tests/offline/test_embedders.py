@@ -250,3 +250,27 @@ def test_snapshot_embedder_is_deterministic_under_a_seed(digits, tmp_path):
     assert torch.equal(reg_a.select(0.5, "hard"), reg_b.select(0.5, "hard"))
     c = _snapshot_embeddings(digits, 1, tmp_path)  # another seed: another initial model
     assert not torch.equal(a, c)
+
+
+def test_the_snapshot_warm_up_of_your_own_workload_evaluates_a_subset_of_its_test_set(
+        tmp_path, monkeypatch):
+    """A factory's test set is a plain Dataset: the warm-up's evaluation limit picks a
+    labelled subset of it instead of refusing the limit (IDS with the snapshot embedder)."""
+    from pathlib import Path
+
+    seen = []
+    real = __import__("thrifty.data.tensor", fromlist=["limited"]).limited
+
+    def spy(data, n, seed=0):
+        part = real(data, n, seed)
+        seen.append((len(data), len(part)))
+        return part
+
+    monkeypatch.setenv("THRIFTY_CACHE", str(tmp_path / "cache"))  # no cached embedding
+    monkeypatch.setattr("thrifty.engine.snapshot.WARMUP_TEST_LIMIT", 50)
+    monkeypatch.setattr("thrifty.engine.snapshot.limited", spy)
+    factory = Path(__file__).parents[1] / "bench" / "user_workload.py"
+    cfg = make_config({"workload": f"{factory}:tiny", "epochs": 1, "method": ["ids"],
+                       "out_dir": str(tmp_path), "progress": False})
+    result = Trainer(cfg).fit()
+    assert result["status"] == "finished" and seen == [(160, 50)]

@@ -11,7 +11,8 @@ from thrifty.cli import main
 def no_work(monkeypatch):
     """Record any dataset load or registry build (a refusal must come before both)."""
     calls = []
-    monkeypatch.setattr("thrifty.data.load_dataset", lambda *a, **k: calls.append("load"))
+    monkeypatch.setattr("thrifty.engine.assembly.run_datasets",
+                        lambda *a, **k: calls.append("load"))
     monkeypatch.setattr("thrifty.offline.inspect.build_registry",
                         lambda *a, **k: calls.append("build"))
     return calls
@@ -52,3 +53,18 @@ def test_reduce_single_prototype_still_prints_the_class_balance(tmp_path, capsys
     assert sum(v["before"] for v in summary["per_class"].values()) == summary["total"] == 1347
     assert sum(v["after"] for v in summary["per_class"].values()) == summary["kept"]
     assert "plot:" in text and "(one group)" in text
+
+
+def test_reduce_takes_your_own_workload(tmp_path, capsys):
+    """A factory's training set and model: the snapshot warm-up trains the factory's model."""
+    from pathlib import Path
+
+    factory = Path(__file__).parents[1] / "bench" / "user_workload.py"
+    out = tmp_path / "mine"
+    assert main(["reduce", "--workload", f"{factory}:tiny", "--warmup-epochs", "1",
+                 "--alpha", "0.5", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["total"] == 320 and summary["embedder"] == "snapshot"
+    assert sum(v["before"] for v in summary["per_class"].values()) == 320
+    assert summary["kept"] == sum(v["after"] for v in summary["per_class"].values()) < 320
+    assert f"keeps {summary['kept']}" in capsys.readouterr().out

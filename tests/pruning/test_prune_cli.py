@@ -1,6 +1,7 @@
 """`thrifty prune`: run folder / checkpoint / weights in; masks, weights, report out."""
 
 import json
+import shlex
 
 import pytest
 import torch
@@ -135,10 +136,10 @@ def test_model_args_travel_from_the_run_to_the_retrain_command(tmp_path, monkeyp
     assert main(["prune", "--method", "magnitude", "--from", "runs/deep", "--out", "p",
                  "--method-arg", "sparsity=0.5", "--no-eval", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "--model-arg hidden=[24,12]" in out
-    assert main(["train", "--workload", "digits-mlp", "--epochs", "1", "--no-progress",
-                 "--model-arg", "hidden=[24,12]", "--weights", "p/weights.pt",
-                 "--masks", "p/masks.pt"]) == 0
+    assert "--model-arg 'hidden=[24,12]'" in out  # quoted: brackets are a shell glob
+    command = shlex.split(out.split("retrain once:")[1].strip().splitlines()[0])
+    assert command[command.index("--model-arg") + 1] == "hidden=[24,12]"
+    assert main(["train", *command[2:], "--epochs", "1", "--no-progress"]) == 0
 
 
 def test_unknown_pruner_lists_the_pruners_of_the_registry(tmp_path, capsys):
@@ -179,3 +180,54 @@ def test_options_are_checked_by_the_types_of_the_pruner_signature(tmp_path, caps
     assert main(["prune", "--method", "magnitude", "--from", str(tmp_path / "missing"),
                  "--out", str(tmp_path / "x"), "--method-arg", "sparsity=2"]) == 2
     assert "sparsity must be in [0.0, 1.0]" in capsys.readouterr().err
+
+
+def test_a_run_of_your_own_workload_is_pruned_and_retrained(tmp_path, capsys):
+    """A factory run: data and model from its file, the retrain command names the factory."""
+    from pathlib import Path
+
+    factory = f"{Path(__file__).parents[1] / 'bench' / 'user_workload.py'}:tiny"
+    runs = tmp_path / "runs"
+    assert main(["train", "--workload", factory, "--out-dir", str(runs),
+                 "--run-name", "base"]) == 0
+    trained = json.loads((runs / "base" / "result.json").read_text())["final"]
+    out = tmp_path / "mint"
+    assert main(["prune", "--method", "mint", "--from", str(runs / "base"), "--method-arg",
+                 "per_class=10", "--method-arg", "groups=8", "--out", str(out),
+                 "--no-progress"]) == 0
+    report = json.loads((out / "prune.json").read_text())
+    # MINT prunes the child of each pair of layers: the classifier "2" here
+    assert report["workload"] == factory and list(report["layers"]) == ["2"]
+    # the trained weights on the factory's test set, not fresh ones
+    assert report["test_accuracy"]["unpruned"] == pytest.approx(trained["test_accuracy"])
+    retrain = report["retrain"].split()[2:]
+    assert retrain[:2] == ["--workload", factory] and "--model" not in retrain
+    assert main(["train", *retrain, "--epochs", "1", "--out-dir", str(runs)]) == 0
+    state = torch.load(runs / "mint-retrain" / "checkpoint.pt", weights_only=True)["model"]
+    kept = (state["2.weight_orig"] * state["2.weight_mask"] != 0).float().mean()
+    assert float(kept) == pytest.approx(1 - report["layers"]["2"]["pruned_share"])
+    # a bare weights file with the factory named; a preset's options refused beside it
+    assert main(["prune", "--method", "magnitude", "--from", str(out / "weights.pt"),
+                 "--workload", factory, "--method-arg", "sparsity=0.5",
+                 "--out", str(tmp_path / "mag")]) == 0
+    capsys.readouterr()
+    for extra, message in ((["--dataset", "digits"], "--dataset given for a run of your own "
+                             "workload"),
+                            (["--workload", "digits-mlp"], "but --workload names 'digits-mlp'")):
+        assert main(["prune", "--method", "magnitude", "--from", str(runs / "base"), *extra,
+                     "--method-arg", "sparsity=0.5", "--out", str(tmp_path / "x")]) == 2
+        assert message in capsys.readouterr().err
+    # the factory's file moved: named in the error, and --workload points to it again
+    moved = tmp_path / "moved.py"
+    moved.write_text(Path(factory.rpartition(":")[0]).read_text())
+    config = torch.load(runs / "base" / "checkpoint.pt", weights_only=True)
+    config["config"]["workload"] = str(tmp_path / "gone.py:tiny")
+    torch.save(config, tmp_path / "old.pt")
+    args = ["prune", "--method", "magnitude", "--from", str(tmp_path / "old.pt"),
+            "--method-arg", "sparsity=0.5", "--no-eval"]
+    assert main([*args, "--out", str(tmp_path / "y")]) == 2
+    assert "factory file " + str(tmp_path / "gone.py") + " is gone: give --workload" \
+        in capsys.readouterr().err
+    assert main([*args, "--workload", f"{moved}:tiny", "--out", str(tmp_path / "y")]) == 0
+    assert json.loads((tmp_path / "y" / "prune.json").read_text())["workload"] == \
+        f"{moved}:tiny"

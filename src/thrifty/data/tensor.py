@@ -66,12 +66,9 @@ class TensorData:
 
     def subset(self, n: int | None, seed: int = 0) -> TensorData:
         """Return the first ``n`` samples of a fixed seeded permutation (all when ``None``)."""
-        if n is None or n >= len(self):
+        keep = seeded_keep(len(self), n, seed)
+        if keep is None:
             return self
-        if n <= 0:
-            raise ValueError(f"subset size must be positive, got {n}")
-        g = torch.Generator().manual_seed(seed)
-        keep = torch.randperm(len(self), generator=g)[:n].sort().values
         return TensorData(self.x[keep], self.y[keep], self.num_classes, self.name,
                           self.augment, self.classes)
 
@@ -299,6 +296,42 @@ def eval_view(data: TensorData | Dataset) -> TensorData | Dataset:
 
         view.transforms = StandardTransform(transform, getattr(view, "target_transform", None))
     return view
+
+
+def limited(data: TensorData | Dataset, n: int | None, seed: int = 0) -> TensorData | Dataset:
+    """At most ``n`` samples of ``data``: the first ``n`` of a fixed seeded permutation, in
+    dataset order (all when ``n`` is ``None`` or not below ``len(data)``).
+
+    A :class:`TensorData` gives :meth:`TensorData.subset`; any other map-style dataset a
+    :class:`torch.utils.data.Subset` that keeps its ``targets`` (the chosen ones) and
+    ``classes``, so it is labelled like the dataset it comes from.
+    """
+    if isinstance(data, TensorData):
+        return data.subset(n, seed=seed)
+    keep = seeded_keep(len(data), n, seed)  # type: ignore[arg-type]  # map-style: has len
+    if keep is None:
+        return data
+    part = Subset(data, keep.tolist())
+    part.targets = dataset_labels(data)[keep].tolist()  # type: ignore[attr-defined]
+    for name in ("classes", "num_classes"):
+        if getattr(data, name, None) is not None:
+            setattr(part, name, getattr(data, name))
+    return part
+
+
+def seeded_keep(total: int, n: int | None, seed: int) -> torch.Tensor | None:
+    """The sorted indices of the first ``n`` of a seeded permutation of ``range(total)``;
+    ``None`` when ``n`` is ``None`` or keeps everything.
+
+    Raises:
+        ValueError: ``n <= 0``.
+    """
+    if n is None or n >= total:
+        return None
+    if n <= 0:
+        raise ValueError(f"subset size must be positive, got {n}")
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(total, generator=g)[:n].sort().values
 
 
 def dataset_labels(data: TensorData | Dataset) -> torch.Tensor:

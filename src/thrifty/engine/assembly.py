@@ -20,6 +20,7 @@ from thrifty.data.tensor import with_label_noise
 from thrifty.engine.config import RunConfig
 from thrifty.engine.interfaces import BatchSelector, EpochSampler, Pieces, Reducer
 from thrifty.models import create_model
+from thrifty.workload import build_model, is_factory, load_workload
 
 
 @dataclass
@@ -67,6 +68,46 @@ def _input_shape(train: Any) -> tuple[int, ...]:
     return train.input_shape if isinstance(train, TensorData) else tuple(train[0][0].shape)
 
 
+def run_datasets(config: RunConfig, augment: bool | None = None) -> tuple[Any, Any]:
+    """The training and test sets a config names, before limits: a workload factory's
+    (``FILE.py:FUNCTION``) or the named dataset's.
+
+    Args:
+        config: the run config.
+        augment: training augmentation of a named dataset; default ``None``: the config's.
+    """
+    if is_factory(config.workload):
+        workload = load_workload(str(config.workload))
+        return workload.train, workload.test
+    return load_dataset(config.dataset, config.data_root, config.download,
+                        config.augment if augment is None else augment, seed=config.seed)
+
+
+def new_model(config: RunConfig, train: Any, num_classes: int,
+              weights: str | None = None) -> nn.Module:
+    """A fresh model for ``train``: a workload factory's ``model()`` (checked on two training
+    samples) or ``config.model`` with ``config.model_args``; call it after seeding.
+
+    Args:
+        config: the run config.
+        train: the training set (input shape; the factory's model check).
+        num_classes: the number of classes (the output width).
+        weights: a weights file loaded into it (``--weights``: the head may differ in
+            size); default ``None``: initial weights.
+    """
+    if not is_factory(config.workload):
+        return create_model(config.model, num_classes, _input_shape(train), weights=weights,
+                            **config.model_args)
+    sample = next(iterate_batches(eval_view(train), [0, min(1, len(train) - 1)], 2)).x
+    model = build_model(load_workload(str(config.workload)), str(config.workload), sample,
+                        num_classes)
+    if weights is not None:
+        from thrifty.models.registry import load_weights
+
+        load_weights(model, weights)
+    return model
+
+
 def build_pieces_by_name(config: RunConfig) -> dict[str, Any]:
     """The methods named in ``config.method`` (with ``config.method_args``), by place."""
     from thrifty.methods import build_pieces  # the registry sits above the engine
@@ -89,16 +130,8 @@ def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
         reducer, sampler, selector: method objects; built from ``config.method`` when all
             three are ``None``, else pass-through defaults fill the gaps.
     """
-    factory = None
-    if config.workload and ":" in config.workload:  # your own: FILE.py:FUNCTION
-        from thrifty.workload import load_workload
-
-        factory = load_workload(config.workload)
-        if train is None or test is None:
-            train, test = factory.train, factory.test
     if train is None or test is None:
-        train, test = load_dataset(config.dataset, config.data_root, config.download,
-                                   config.augment, seed=config.seed)
+        train, test = run_datasets(config)
     for limit, data, option in ((config.train_limit, train, "train_limit"),
                                 (config.test_limit, test, "test_limit")):
         if limit is not None and limit > len(data):
@@ -129,18 +162,8 @@ def assemble(config: RunConfig, *, train: Any = None, test: Any = None,
                          "check the labels or the data folder")
     check_dataset(train, num_classes, "the training set", seed=config.seed)
     check_pair(train, test, num_classes)
-    if model is None and factory is not None:
-        from thrifty.workload import build_model
-
-        sample = next(iterate_batches(eval_view(train), [0, min(1, len(train) - 1)], 2)).x
-        model = build_model(factory, str(config.workload), sample, num_classes)
-        if config.weights is not None:
-            from thrifty.models.registry import load_weights
-
-            load_weights(model, config.weights)
     if model is None:
-        model = create_model(config.model, num_classes, _input_shape(train),
-                             weights=config.weights, **config.model_args)
+        model = new_model(config, train, num_classes, weights=config.weights)
     if config.masks:  # retraining a pruned model: masked weights stay zero
         from thrifty.utils.masks import apply_masks, load_masks
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from thrifty.data.tensor import limited
 from thrifty.engine.checkpoint import rng_state, set_rng_state
 from thrifty.engine.config import RunConfig
 
@@ -49,10 +50,10 @@ def train_copy(trainer_cls: Any, config: RunConfig, model: nn.Module, train: Any
         cfg = dataclasses.replace(
             config, epochs=epochs, method=[], method_args={}, checkpoint_every=0,
             train_stats_every=-1, attack="none", out_dir=tmp, run_name="snapshot",
-            train_limit=None,
-            test_limit=min(config.test_limit or WARMUP_TEST_LIMIT, WARMUP_TEST_LIMIT,
-                           len(test)),
-            device=str(device), progress=progress)
+            train_limit=None, test_limit=None, device=str(device), progress=progress)
+        # the same samples as the run's own test limit would pick, for any dataset
+        test = limited(test, min(config.test_limit or WARMUP_TEST_LIMIT, WARMUP_TEST_LIMIT),
+                       seed=config.seed)
         saved_rng = rng_state()
         try:
             warm = trainer_cls(cfg, train=train, test=test, model=model, distributed=False,

@@ -506,13 +506,11 @@ class SnapshotEmbedder(Embedder):
             torch.manual_seed(self.config.seed)
             if self.model_factory is not None:
                 return self.model_factory()
-            from thrifty.models import create_model
+            from thrifty.engine.assembly import infer_classes, new_model
 
-            num_classes = getattr(dataset, "num_classes", None) or len(dataset.classes)
-            shape = dataset.input_shape if isinstance(dataset, TensorData) \
-                else tuple(eval_view(dataset)[0][0].shape)
-            return create_model(self.config.model, num_classes, shape,
-                                weights=self.config.weights, **self.config.model_args)
+            num_classes = infer_classes(dataset, dataset_labels(dataset))[0]
+            return new_model(self.config, eval_view(dataset), num_classes,
+                             weights=self.config.weights)
 
     def identity(self, dataset: Any, ctx: TrainContext | None) -> str:
         config = ctx.config if ctx is not None and ctx.config is not None else self.config
@@ -532,7 +530,7 @@ class SnapshotEmbedder(Embedder):
                 config = ctx.config
             else:
                 config = self.config
-                test = self.test_data if self.test_data is not None else dataset
+                test = self.test_data if self.test_data is not None else eval_view(dataset)
                 warm, result = warm_up(config, model, dataset, test, self.warmup_epochs,
                                        device=device, progress=self._progress(ctx))
         except TrainingInterrupted as exc:

@@ -16,6 +16,7 @@ method registry (:mod:`thrifty.methods`, place ``pruner``; ``thrifty methods`` l
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import UnionType
@@ -69,16 +70,16 @@ def resolve_config(source_config: Mapping[str, Any] | None, overrides: Mapping[s
     """The run config: the checkpoint's data and model, then the given options.
 
     Raises:
-        ValueError: a bare weights file and neither ``workload`` nor ``model`` given.
+        ValueError: a bare weights file and neither ``workload`` nor ``model`` given; a
+            dataset or model other than the source run's; data or model options beside a
+            run of a workload factory; a factory whose file is gone.
     """
     from thrifty.engine import make_config
+    from thrifty.workload import is_factory
 
     given = {k: v for k, v in overrides.items() if v is not None}
-    if source_config and ":" in str(source_config.get("workload") or ""):
-        raise ValueError(f"the source run trained your own workload "
-                         f"({source_config['workload']}); `thrifty prune` rebuilds data and "
-                         "model from names, so it prunes runs of the standard workloads "
-                         "only: prune your model in Python (thrifty.pruning) instead")
+    if source_config and is_factory(source_config.get("workload")):
+        return _factory_config(source_config, given)
     if source_config is None and not ({"workload", "model"} & set(given)):
         raise ValueError("a weights file does not say which model and data it belongs to: "
                          "add --workload NAME (or --model and --dataset)")
@@ -93,72 +94,99 @@ def resolve_config(source_config: Mapping[str, Any] | None, overrides: Mapping[s
             asked = given.get(key, getattr(named, key) if "workload" in given else None)
             if ran is not None and asked is not None and asked != ran:
                 flag = f"--{key}" if key in given else f"--workload {given['workload']}"
+                what = "your own workload" if asked == "workload" else repr(asked)
                 raise ValueError(
-                    f"the source run trained {key} {ran!r}, but {flag} names {asked!r}: "
+                    f"the source run trained {key} {ran!r}, but {flag} names {what}: "
                     f"pruning and retraining must use the run's own {key}; leave "
                     f"{flag.split()[0]} out (the run's folder says which it was)")
     return make_config({**base, **given})
 
 
-def load_model(cfg, state: Mapping[str, torch.Tensor], num_classes: int,
-               input_shape: tuple[int, ...]) -> nn.Module:
-    """``cfg.model`` with ``state`` loaded strictly (a clear error on any mismatch)."""
-    from thrifty.models import create_model
+def _factory_config(source_config: Mapping[str, Any], given: Mapping[str, Any]):
+    """The config of a run of a workload factory: its factory (or ``--workload`` naming the
+    moved file), nothing else given."""
+    from thrifty.engine import make_config
+    from thrifty.workload import is_factory
 
-    model = create_model(cfg.model, num_classes, input_shape, **cfg.model_args)
+    extra = sorted(f"--{k.replace('_', '-')}" for k in set(given) - {"workload"})
+    ran = source_config["workload"]
+    if extra:
+        raise ValueError(f"{', '.join(extra)} given for a run of your own workload {ran}, "
+                         "whose factory gives the data and the model: leave them out")
+    named = given.get("workload", ran)
+    if not is_factory(named):
+        raise ValueError(f"the source run trained your own workload {ran}, but --workload "
+                         f"names {named!r}: leave --workload out (or name the factory's "
+                         "FILE.py:FUNCTION when its file has moved)")
+    file = named.rpartition(":")[0]
+    if "workload" not in given and file.endswith(".py") and not Path(file).is_file():
+        raise ValueError(f"the source run's factory file {file} is gone: give --workload "
+                         "FILE.py:FUNCTION where it is now")
+    return make_config({"workload": named, "seed": source_config.get("seed", 0)})
+
+
+def load_model(cfg, state: Mapping[str, torch.Tensor], num_classes: int, train) -> nn.Module:
+    """The run's model (``cfg.model``, or a workload factory's) with ``state`` loaded
+    strictly (a clear error on any mismatch)."""
+    from thrifty.engine.assembly import new_model
+
+    model = new_model(cfg, train, num_classes)
+    if cfg.dataset == "workload":
+        what = f"the model of {cfg.workload}"
+        fix = "Give the --workload FILE.py:FUNCTION whose model the weights came from."
+    else:
+        what = f"model {cfg.model!r} for {cfg.dataset}"
+        fix = "Give the --workload/--model the weights were trained with."
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1:3]
-        raise ValueError(f"the weights do not fit model {cfg.model!r} for {cfg.dataset} "
-                         f"({num_classes} classes): {' '.join(s.strip() for s in first)}. "
-                         "Give the --workload/--model the weights were trained with.") from exc
+        raise ValueError(f"the weights do not fit {what} ({num_classes} classes): "
+                         f"{' '.join(s.strip() for s in first)}. {fix}") from exc
     return model.eval()
 
 
 def load_train_test(cfg):
-    """The run's training set (``train_limit`` applied) and test set, without augmentation."""
-    from thrifty.data import TensorData, load_dataset
+    """The run's training set (``train_limit`` applied) and test set, without augmentation:
+    a preset's or a workload factory's."""
+    from thrifty.data import TensorData
+    from thrifty.engine.assembly import run_datasets
 
-    train, test = load_dataset(cfg.dataset, cfg.data_root, cfg.download, False, seed=cfg.seed)
+    train, test = run_datasets(cfg, augment=False)
     if isinstance(train, TensorData):
         train = train.subset(cfg.train_limit, seed=cfg.seed)
     return train, test
 
 
-def input_shape_of(train) -> tuple[int, ...]:
-    """The shape of one input sample of a dataset."""
-    from thrifty.data import TensorData
+def run_classes(train) -> int:
+    """The number of classes of a training set (as a run counts them)."""
+    from thrifty.data import dataset_labels
+    from thrifty.engine.assembly import infer_classes
 
-    return tuple(train.input_shape if isinstance(train, TensorData) else train[0][0].shape)
+    return infer_classes(train, dataset_labels(train))[0]
 
 
 def sample_inputs(train, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The class-balanced activation subset as tensors (only these samples are loaded)."""
-    from thrifty.data import TensorData, dataset_labels
+    """The class-balanced activation subset as tensors (only these samples are loaded,
+    through the dataset's deterministic view)."""
+    from thrifty.data import dataset_labels, eval_view, iterate_batches
 
     labels = dataset_labels(train)
-    idx = balanced_subset(labels, per_class, seed)
-    if isinstance(train, TensorData):
-        return train.x[idx], labels[idx]
-    return torch.stack([train[int(i)][0] for i in idx]), labels[idx]
+    idx = balanced_subset(labels, per_class, seed).tolist()
+    batch = next(iterate_batches(eval_view(train), idx, len(idx)))
+    return batch.x, batch.y
 
 
 @torch.no_grad()
 def test_accuracy(model: nn.Module, test, batch_size: int = 1024) -> float:
     """Top-1 accuracy of ``model`` on a dataset (eval mode)."""
-    from thrifty.data import TensorData
+    from thrifty.data import iterate_batches
 
     model.eval()
-    if isinstance(test, TensorData):
-        batches = [(test.x[i:i + batch_size], test.y[i:i + batch_size])
-                   for i in range(0, len(test), batch_size)]
-    else:
-        batches = torch.utils.data.DataLoader(test, batch_size=batch_size)
     correct = total = 0
-    for x, y in batches:
-        correct += int((model(x).argmax(1) == y).sum())
-        total += len(y)
+    for batch in iterate_batches(test, range(len(test)), batch_size):
+        correct += int((model(batch.x).argmax(1) == batch.y).sum())
+        total += len(batch.y)
     return correct / max(1, total)
 
 
@@ -311,17 +339,21 @@ def run_method(method: str, model: nn.Module, args: Mapping[str, Any],
 
 def retrain_command(cfg, out: Path) -> str:
     """The ``thrifty train`` command that retrains the pruned model once."""
-    where = (f"--workload {cfg.workload}" if cfg.workload
+    where = (f"--workload {shlex.quote(cfg.workload)}" if cfg.workload
              else f"--dataset {cfg.dataset} --model {cfg.model}")
+    files = (f"--weights {shlex.quote(str(out / 'weights.pt'))} "
+             f"--masks {shlex.quote(str(out / 'masks.pt'))} "
+             f"--run-name {shlex.quote(out.name + '-retrain')}")
+    if cfg.dataset == "workload":  # a factory gives data and model (and no limits)
+        return f"thrifty train {where} {files}"
     if cfg.workload and cfg.model != (_preset(cfg.workload).get("model")):
         where += f" --model {cfg.model}"
     if cfg.train_limit:
         where += f" --train-limit {cfg.train_limit}"
     for key, value in cfg.model_args.items():
         text = json.dumps(value).replace(" ", "")
-        where += f" --model-arg {key}={text}"
-    return (f"thrifty train {where} --weights {out / 'weights.pt'} --masks {out / 'masks.pt'} "
-            f"--run-name {out.name}-retrain")
+        where += f" --model-arg {shlex.quote(f'{key}={text}')}"
+    return f"thrifty train {where} {files}"
 
 
 def _preset(workload: str) -> dict[str, Any]:
@@ -363,8 +395,8 @@ def prune_command(method: str, source: str | Path, out: str | Path,
     state, source_config = read_source(source)
     cfg = resolve_config(source_config, overrides or {})
     train, test = load_train_test(cfg)
-    num_classes = getattr(train, "num_classes", None) or len(train.classes)
-    model = load_model(cfg, state, num_classes, input_shape_of(train))
+    num_classes = run_classes(train)
+    model = load_model(cfg, state, num_classes, train)
     result = run_pruner(pruner, model, lambda m, s: sample_inputs(train, m, s))
     out = Path(out)
     report = {**result.report, "source": str(source), "workload": cfg.workload,
