@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from thrifty.data import eval_view, iterate_batches
 from thrifty.metrics.robustness import robust_accuracy
 from thrifty.pruning.command import (
@@ -58,14 +59,17 @@ def main(folder: str, out: str, *names: str) -> None:
         parts = list(iterate_batches(eval_view(test), range(len(test)), 1024))
         x, y = torch.cat([b.x for b in parts]), torch.cat([b.y for b in parts])
         start = time.perf_counter()
-        robust = robust_accuracy(model, x, y, run_classes(train), attack=cfg.attack,
-                                 eps=cfg.attack_eps, steps=cfg.attack_steps,
-                                 step_size=cfg.attack_step_size, seed=cfg.seed)
+        attack = {k: config[f"attack_{k}"] for k in ("eps", "steps", "step_size")}
+        if config.get("attack", "none") == "none":
+            print(f"{run_dir.name}: not attacked during its run; skipped")
+            continue
+        robust = robust_accuracy(model, x, y, run_classes(train), attack=config["attack"],
+                                 seed=config["seed"], **attack)
         row = {"run": name, "seed": seed, "clean_acc": test_accuracy(model, test),
                "run_clean_acc": result["final"]["test_accuracy"], "robust_acc": robust,
-               "samples": len(y), "attack": cfg.attack, "eps": cfg.attack_eps,
-               "steps": cfg.attack_steps, "step_size": cfg.attack_step_size or
-               cfg.attack_eps / 4, "seconds": round(time.perf_counter() - start, 1)}
+               "samples": len(y), "attack": config["attack"], "eps": attack["eps"],
+               "steps": attack["steps"], "step_size": attack["step_size"] or
+               attack["eps"] / 4, "seconds": round(time.perf_counter() - start, 1)}
         with out_path.open("a", newline="") as f:
             csv.DictWriter(f, FIELDS).writerow(row)
         print(f"{name} s{seed}: clean {100 * row['clean_acc']:.2f} % (run: "
