@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 #: Run options a workload may not set: the factory itself gives the data and the model.
 NOT_WORKLOAD_OPTIONS = ("workload", "dataset", "data_root", "download", "model", "model_args",
@@ -105,7 +105,7 @@ class Workload:
             raise TypeError(f"Workload name must be non-empty text, got {self.name!r}")
 
 
-def is_factory(workload: str | None) -> bool:
+def is_factory(workload: object) -> TypeGuard[str]:
     """Whether ``workload`` names a factory (``FILE.py:FUNCTION``, ``module:FUNCTION``)
     rather than a preset."""
     return isinstance(workload, str) and ":" in workload
@@ -132,6 +132,13 @@ def resolve_factory(spec: str) -> str:
 def factory_name(spec: str) -> str:
     """A short name for run folders: the function name (``make_workload``)."""
     return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", spec.rpartition(":")[2]) or "workload"
+
+
+def factory_label(spec: str) -> str:
+    """``FILE.py:FUNCTION`` with the file's name only (no machine path), for plans and
+    tables; a module spec unchanged."""
+    target, _, function = spec.rpartition(":")
+    return f"{target.rsplit('/', 1)[-1]}:{function}"
 
 
 def _import(target: str, spec: str) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 
 from thrifty.bench.spec import BenchSpec
 from thrifty.bench.table import NO_SAVING
+from thrifty.workload import factory_label, is_factory
 
 #: Budget bins of the plan: shares of the full baseline's cost.
 BINS = (0.25, 0.5, 0.75, 1.0)
@@ -87,9 +88,8 @@ def make_plan(rows: list[dict[str, Any]], spec: BenchSpec,
     seeds = max((r["seeds"] for r in done), default=0)
     costed = any(_num(r.get("ideal_boost")) for r in others)
     workload = str(spec.base.get("workload") or "the workload")
-    if ":" in workload:  # a factory: its file's name, not the machine's path to it
-        file, _, function = workload.rpartition(":")
-        workload = f"{file.rsplit('/', 1)[-1]}:{function}"
+    if is_factory(workload):  # its file's name, not the machine's path to it
+        workload = factory_label(workload)
     lines = [f"# What to run: {workload}", ""]
     if not base:
         return "\n".join(lines + ["No full baseline has finished yet: nothing to compare; "

@@ -20,6 +20,7 @@ from thrifty.engine.config import (
     read_config_file,
 )
 from thrifty.recipes import SHARE_KEY, expand_recipe
+from thrifty.workload import is_factory, resolve_factory
 
 RUN_OPTIONS = set(RunConfig.__dataclass_fields__)
 
@@ -343,10 +344,8 @@ def load_bench_spec(path: str | Path | None = None, *, overrides: dict[str, Any]
         if k in RUN_OPTIONS and not (k in ("amp", "selection_amp") and v is False):
             check_option(k, v, str(path) if path else None)
     base = {**data, **(overrides or {})}
-    if ":" in str(base.get("workload") or ""):  # FILE.py:FUNCTION, made absolute once, so
-        from thrifty.workload import resolve_factory  # every run and job finds the file
-
-        base["workload"] = resolve_factory(base["workload"])
+    if is_factory(base.get("workload")):  # FILE.py:FUNCTION, made absolute once, so
+        base["workload"] = resolve_factory(base["workload"])  # every run and job finds it
     runs: list[MethodRun] = []
     for r in file_runs:
         if isinstance(r, str):

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from thrifty.workload import factory_name, is_factory
+
 
 def _f(default: Any, help: str, **kw) -> Any:  # noqa: A002
     if isinstance(default, (list, dict)):
@@ -180,9 +182,7 @@ class RunConfig:
 
     def default_run_name(self) -> str:
         base = self.workload or f"{self.dataset}-{self.model}"
-        if ":" in base:  # a factory, FILE.py:FUNCTION
-            from thrifty.workload import factory_name
-
+        if is_factory(base):
             base = factory_name(base)
         methods = "+".join(self.method) if self.method else "baseline"
         masked = "-masked" if self.masks else ""  # retraining a pruned model
@@ -414,7 +414,7 @@ def make_config(overrides: dict[str, Any] | None = None, config_file: str | Path
         share = None
     workload = explicit.get("workload")
     preset: dict[str, Any] = {}
-    if workload is not None and ":" in workload:  # your own: FILE.py:FUNCTION
+    if is_factory(workload):  # your own: FILE.py:FUNCTION
         from thrifty.workload import NOT_WORKLOAD_OPTIONS, resolve_factory, workload_preset
 
         unset = {**RunConfig().to_dict(), "dataset": "workload", "model": "workload"}

@@ -149,13 +149,11 @@ def load_model(cfg, state: Mapping[str, torch.Tensor], num_classes: int, train) 
 def load_train_test(cfg):
     """The run's training set (``train_limit`` applied) and test set, without augmentation:
     a preset's or a workload factory's."""
-    from thrifty.data import TensorData
+    from thrifty.data.tensor import limited
     from thrifty.engine.assembly import run_datasets
 
     train, test = run_datasets(cfg, augment=False)
-    if isinstance(train, TensorData):
-        train = train.subset(cfg.train_limit, seed=cfg.seed)
-    return train, test
+    return limited(train, cfg.train_limit, seed=cfg.seed), test
 
 
 def run_classes(train) -> int:
